@@ -1,0 +1,36 @@
+//! Photo metadata and the newest-first gallery index. The roles use only the `PhotoIndex`
+//! trait; `redis` keeps it in Redis (one JSON record per photo plus a sorted set for order),
+//! `embedded` in a redb file under the data dir, for `gallery serve`.
+
+mod embedded;
+mod redis;
+
+use async_trait::async_trait;
+
+pub use self::embedded::EmbeddedIndex;
+pub use self::redis::RedisIndex;
+use crate::domain::{Photo, PhotoId};
+
+/// One page of the gallery, newest first.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub photos: Vec<Photo>,
+    /// Pass back to get the next page; `None` on the last page.
+    pub next_cursor: Option<PhotoId>,
+}
+
+#[async_trait]
+pub trait PhotoIndex: Send + Sync {
+    /// Answers whether the store can be reached right now (for /readyz).
+    async fn check(&self) -> anyhow::Result<()>;
+    /// Records a new photo and lists it.
+    async fn insert(&self, photo: &Photo) -> anyhow::Result<()>;
+    async fn get(&self, id: &PhotoId) -> anyhow::Result<Option<Photo>>;
+    /// Overwrites an existing record; returns false, writing nothing, when the photo is gone
+    /// (deleted while a worker held it), so a late worker never resurrects it.
+    async fn update(&self, photo: &Photo) -> anyhow::Result<bool>;
+    /// Removes the record and its listing; returns whether it existed.
+    async fn remove(&self, id: &PhotoId) -> anyhow::Result<bool>;
+    /// Up to `limit` photos older than `cursor` (or the newest ones), newest first.
+    async fn list(&self, limit: usize, cursor: Option<&PhotoId>) -> anyhow::Result<Page>;
+}

@@ -1,0 +1,174 @@
+//! `PhotoIndex` on Redis via fred. Each photo is a JSON string at `{prefix}photo:{id}`; the
+//! sorted set `{prefix}photos` holds every id with score 0, so members sort by their UUID v7,
+//! which is creation order, and pages are cut with ZRANGE BYLEX REV from the last id seen.
+
+use anyhow::Context;
+use async_trait::async_trait;
+use fred::prelude::*;
+use fred::types::sorted_sets::{ZRange, ZRangeBound, ZRangeKind, ZSort};
+use fred::types::{Expiration, SetOptions};
+
+use super::{Page, PhotoIndex};
+use crate::domain::{Photo, PhotoId};
+
+pub struct RedisIndex {
+    client: Client,
+    prefix: String,
+}
+
+impl RedisIndex {
+    /// Connects once; afterwards fred reconnects on its own with exponential backoff.
+    pub async fn connect(url: &str, prefix: &str) -> anyhow::Result<Self> {
+        let config = Config::from_url(url).context("invalid Redis URL")?;
+        let client = Builder::from_config(config)
+            .with_connection_config(|c| {
+                c.connection_timeout = std::time::Duration::from_secs(5);
+                c.internal_command_timeout = std::time::Duration::from_secs(5);
+            })
+            .with_performance_config(|p| {
+                p.default_command_timeout = std::time::Duration::from_secs(5);
+            })
+            .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
+            .build()
+            .context("invalid Redis settings")?;
+        client.init().await.context("Redis is not reachable")?;
+        Ok(RedisIndex {
+            client,
+            prefix: prefix.to_owned(),
+        })
+    }
+
+    fn record_key(&self, id: &PhotoId) -> String {
+        format!("{}photo:{id}", self.prefix)
+    }
+
+    fn order_key(&self) -> String {
+        format!("{}photos", self.prefix)
+    }
+
+    fn parse(&self, json: &str) -> anyhow::Result<Photo> {
+        serde_json::from_str(json).context("corrupt photo record in Redis")
+    }
+}
+
+#[async_trait]
+impl PhotoIndex for RedisIndex {
+    async fn check(&self) -> anyhow::Result<()> {
+        let _: String = self
+            .client
+            .ping(None)
+            .await
+            .context("Redis is not reachable")?;
+        Ok(())
+    }
+
+    async fn insert(&self, photo: &Photo) -> anyhow::Result<()> {
+        let json = serde_json::to_string(photo)?;
+        let tx = self.client.multi();
+        let _: () = tx
+            .set(self.record_key(&photo.id), json, None, None, false)
+            .await?;
+        let _: () = tx
+            .zadd(
+                self.order_key(),
+                None,
+                None,
+                false,
+                false,
+                (0.0, photo.id.as_str()),
+            )
+            .await?;
+        let _: () = tx.exec(true).await.context("Redis insert failed")?;
+        Ok(())
+    }
+
+    async fn get(&self, id: &PhotoId) -> anyhow::Result<Option<Photo>> {
+        let json: Option<String> = self
+            .client
+            .get(self.record_key(id))
+            .await
+            .context("Redis get failed")?;
+        json.map(|json| self.parse(&json)).transpose()
+    }
+
+    async fn update(&self, photo: &Photo) -> anyhow::Result<bool> {
+        let json = serde_json::to_string(photo)?;
+        // SET .. XX writes only if the record still exists: atomic against a concurrent delete.
+        let written: Option<String> = self
+            .client
+            .set(
+                self.record_key(&photo.id),
+                json,
+                None::<Expiration>,
+                Some(SetOptions::XX),
+                false,
+            )
+            .await
+            .context("Redis update failed")?;
+        Ok(written.is_some())
+    }
+
+    async fn remove(&self, id: &PhotoId) -> anyhow::Result<bool> {
+        let tx = self.client.multi();
+        let _: () = tx.del(self.record_key(id)).await?;
+        let _: () = tx.zrem(self.order_key(), id.as_str()).await?;
+        let (deleted, _): (i64, i64) = tx.exec(true).await.context("Redis delete failed")?;
+        Ok(deleted > 0)
+    }
+
+    async fn list(&self, limit: usize, cursor: Option<&PhotoId>) -> anyhow::Result<Page> {
+        let newest = match cursor {
+            Some(id) => ZRange {
+                kind: ZRangeKind::Exclusive,
+                range: ZRangeBound::Lex(id.to_string()),
+            },
+            None => ZRange {
+                kind: ZRangeKind::Inclusive,
+                range: ZRangeBound::InfiniteLex,
+            },
+        };
+        let oldest = ZRange {
+            kind: ZRangeKind::Inclusive,
+            range: ZRangeBound::NegInfinityLex,
+        };
+        // One more than asked tells whether a next page exists.
+        let ids: Vec<String> = self
+            .client
+            .zrange(
+                self.order_key(),
+                newest,
+                oldest,
+                Some(ZSort::ByLex),
+                true,
+                Some((0, limit as i64 + 1)),
+                false,
+            )
+            .await
+            .context("Redis list failed")?;
+        let has_more = ids.len() > limit;
+        let ids: Vec<PhotoId> = ids
+            .into_iter()
+            .take(limit)
+            .filter_map(|id| PhotoId::parse(&id).ok())
+            .collect();
+        if ids.is_empty() {
+            return Ok(Page {
+                photos: Vec::new(),
+                next_cursor: None,
+            });
+        }
+        let keys: Vec<String> = ids.iter().map(|id| self.record_key(id)).collect();
+        let records: Vec<Option<String>> =
+            self.client.mget(keys).await.context("Redis list failed")?;
+        let photos = records
+            .into_iter()
+            .flatten()
+            .map(|json| self.parse(&json))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let next_cursor = if has_more { ids.last().cloned() } else { None };
+        Ok(Page {
+            photos,
+            next_cursor,
+        })
+    }
+}

@@ -1,0 +1,91 @@
+//! The message bus: the job queue between the web role and the workers, and the photo events
+//! the page and the notifier listen to. The roles use only the `JobQueue` trait; `amqp` is
+//! the RabbitMQ implementation (durable queues, persistent messages, publisher confirms,
+//! delayed retries, dead-letter queues, a topic exchange for events); `embedded` keeps the
+//! same promises in a redb file under the data dir, for `gallery serve`.
+
+mod amqp;
+mod embedded;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+pub use self::amqp::{connection_args, AmqpQueue, NOTIFY_LISTENER};
+pub use self::embedded::EmbeddedQueue;
+use crate::domain::{Event, Job};
+
+#[async_trait]
+pub trait JobQueue: Send + Sync {
+    /// Declares what the queue needs (queues, exchanges). Safe to call at every start.
+    async fn prepare(&self) -> anyhow::Result<()>;
+    /// Answers whether the broker can be reached right now (for /readyz).
+    async fn check(&self) -> anyhow::Result<()>;
+    /// Returns once the broker has taken responsibility for the job (it survives a broker
+    /// restart); an error means the job may not have been stored.
+    async fn publish(&self, job: &Job) -> anyhow::Result<()>;
+    /// Starts receiving jobs, at most `prefetch` unsettled at once.
+    async fn consume(&self, prefetch: u16) -> anyhow::Result<Box<dyn JobStream>>;
+    /// Announces what happened to a photo to every listener.
+    async fn publish_event(&self, event: &Event) -> anyhow::Result<()>;
+    /// Starts receiving photo events.
+    async fn subscribe_events(&self, listener: Listener) -> anyhow::Result<Box<dyn EventStream>>;
+}
+
+/// Who listens to photo events, which decides what is kept while nobody listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listener {
+    /// Every event from now on; nothing is kept while away (the page's live view, which
+    /// catches up by reading the gallery).
+    Live,
+    /// Only finished photos (done, failed), kept in a durable queue named after `name` until
+    /// settled, so a listener that is down loses nothing (the notifier).
+    Durable { name: String },
+}
+
+/// Events as they are delivered to one listener.
+#[async_trait]
+pub trait EventStream: Send {
+    /// The next event; `None` once the subscription has ended: the caller subscribes again.
+    async fn next(&mut self) -> Option<EventDelivery>;
+}
+
+pub struct EventDelivery {
+    pub event: Event,
+    pub settle: Box<dyn SettleEvent>,
+}
+
+#[async_trait]
+pub trait SettleEvent: Send + Sync {
+    /// Handled: remove it.
+    async fn ack(&self) -> anyhow::Result<()>;
+    /// Give up on it: keep it in the listener's dead-letter queue.
+    async fn dead_letter(&self) -> anyhow::Result<()>;
+}
+
+/// Jobs as they are delivered to one worker.
+#[async_trait]
+pub trait JobStream: Send {
+    /// The next job; `None` once the subscription has ended (connection lost): the caller
+    /// subscribes again. Jobs not settled by then are delivered again, to someone.
+    async fn next(&mut self) -> Option<Delivery>;
+    /// Stops receiving; jobs delivered but not settled go back to the queue.
+    async fn close(self: Box<Self>);
+}
+
+/// One delivered job and the means to settle it. Settle only after the job's results are
+/// stored: until then the queue keeps it.
+pub struct Delivery {
+    pub job: Job,
+    pub settle: Box<dyn Settle>,
+}
+
+#[async_trait]
+pub trait Settle: Send + Sync {
+    /// The job is finished: remove it.
+    async fn ack(&self) -> anyhow::Result<()>;
+    /// Run `next` (the next attempt) after `delay`, then remove this delivery.
+    async fn retry(&self, next: &Job, delay: Duration) -> anyhow::Result<()>;
+    /// Give up: move the job to the dead-letter queue, where an operator can look at it.
+    async fn dead_letter(&self) -> anyhow::Result<()>;
+}

@@ -1,0 +1,96 @@
+//! `GET /api/photos/{id}/original` and `/api/photos/{id}/variants/{name}`: image bytes
+//! streamed from object storage. Each key is written once, so the photo id (plus variant
+//! name) is a valid strong ETag and variants can be cached forever.
+
+use actix_web::http::header::{self, EntityTag, Header as _, IfNoneMatch};
+use actix_web::{get, web, HttpRequest, HttpResponse};
+
+use super::AppState;
+use crate::domain::{Photo, PhotoId};
+use crate::error::ApiError;
+
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+#[get("/api/photos/{id}/original")]
+pub async fn original(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let photo = super::photos::load(&state, &path).await?;
+    let tag = EntityTag::new_strong(photo.id.to_string());
+    serve(
+        &state,
+        &request,
+        &Photo::original_key(&photo.id),
+        &photo.content_type,
+        tag,
+        "public, max-age=86400",
+    )
+    .await
+}
+
+#[get("/api/photos/{id}/variants/{name}")]
+pub async fn variant(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let (id, name) = path.into_inner();
+    let photo = super::photos::load(&state, &id).await?;
+    let Some(info) = photo.variants.get(&name) else {
+        return Err(ApiError::not_found(format!(
+            "photo {id} has no variant '{name}' (yet)"
+        )));
+    };
+    let tag = EntityTag::new_strong(format!("{}-{name}", photo.id));
+    serve(
+        &state,
+        &request,
+        &Photo::variant_key(&photo.id, &name),
+        &info.content_type,
+        tag,
+        IMMUTABLE,
+    )
+    .await
+}
+
+async fn serve(
+    state: &AppState,
+    request: &HttpRequest,
+    key: &str,
+    content_type: &str,
+    tag: EntityTag,
+    cache_control: &str,
+) -> Result<HttpResponse, ApiError> {
+    if let Ok(IfNoneMatch::Items(tags)) = IfNoneMatch::parse(request) {
+        if tags.iter().any(|candidate| candidate.strong_eq(&tag)) {
+            return Ok(HttpResponse::NotModified()
+                .insert_header(header::ETag(tag))
+                .insert_header((header::CACHE_CONTROL, cache_control))
+                .finish());
+        }
+    }
+    let stream = state
+        .backends
+        .storage
+        .stream(key)
+        .await
+        .map_err(|e| ApiError::unavailable("reading the image", &e))?
+        .ok_or_else(|| ApiError::not_found("the image is gone from storage"))?;
+    Ok(HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header(header::ETag(tag))
+        .insert_header((header::CACHE_CONTROL, cache_control))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .streaming(stream))
+}
+
+/// Used by the photo JSON to point at the images.
+pub fn original_url(id: &PhotoId) -> String {
+    format!("/api/photos/{id}/original")
+}
+
+pub fn variant_url(id: &PhotoId, name: &str) -> String {
+    format!("/api/photos/{id}/variants/{name}")
+}

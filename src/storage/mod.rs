@@ -1,0 +1,34 @@
+//! Object storage for originals and variants. The roles use only the `ObjectStore` trait;
+//! `s3` is the implementation for any path-style S3 (MinIO, Garage, s3s, AWS), `fs` the
+//! embedded one (files under the data dir) for `gallery serve`.
+
+mod fs;
+mod s3;
+
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::Stream;
+
+pub use self::fs::FsStore;
+pub use self::s3::S3Store;
+
+/// The bytes of an object, as they arrive.
+pub type ByteStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
+
+#[async_trait]
+pub trait ObjectStore: Send + Sync {
+    /// Creates what the store needs (the bucket) when missing. Safe to call at every start.
+    async fn prepare(&self) -> anyhow::Result<()>;
+    /// Answers whether the store can be reached right now (for /readyz).
+    async fn check(&self) -> anyhow::Result<()>;
+    /// Writes a whole object; it is either stored entirely or not at all.
+    async fn put(&self, key: &str, bytes: Bytes, content_type: &str) -> anyhow::Result<()>;
+    /// Reads a whole object; `None` when it does not exist.
+    async fn get(&self, key: &str) -> anyhow::Result<Option<Bytes>>;
+    /// Streams an object; `None` when it does not exist.
+    async fn stream(&self, key: &str) -> anyhow::Result<Option<ByteStream>>;
+    /// Removes an object; removing a missing one is not an error.
+    async fn delete(&self, key: &str) -> anyhow::Result<()>;
+}

@@ -1,0 +1,84 @@
+//! `/healthz`, `/readyz` and `/api/config`.
+
+use std::sync::Arc;
+
+use gallery::backends::Backends;
+use gallery::startup::Application;
+use gallery::storage::S3Store;
+use serde_json::Value;
+
+use crate::helpers::{spawn_app, test_settings, BackendSet};
+
+async fn healthz_and_readyz_answer_when_everything_is_up(set: BackendSet) {
+    let app = spawn_app(set).await;
+    let response = app
+        .client
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(response.status(), 200);
+    let response = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["status"], "ready");
+}
+
+#[tokio::test]
+async fn readyz_names_the_unreachable_dependency() {
+    let settings = test_settings();
+    let healthy = Backends::connect(&settings, "web").await.expect("connect");
+    // The discard port: nothing listens.
+    let backends = Backends {
+        storage: Arc::new(S3Store::new(&settings, "http://127.0.0.1:9").expect("store")),
+        ..healthy
+    };
+    let app = Application::build(
+        "127.0.0.1:0".parse().expect("addr"),
+        "static".into(),
+        settings,
+        backends,
+    )
+    .await
+    .expect("build");
+    let url = format!("http://127.0.0.1:{}/readyz", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let response = reqwest::get(url).await.expect("readyz");
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["error"], "not ready: s3 unreachable");
+    assert!(body["unreachable"]["s3"].is_string());
+    assert!(body["unreachable"].get("redis").is_none());
+}
+
+async fn config_tells_the_page_the_limits(set: BackendSet) {
+    let app = spawn_app(set).await;
+    let config: Value = app
+        .client
+        .get(app.url("/api/config"))
+        .send()
+        .await
+        .expect("config")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(config["max_upload_bytes"], app.max_upload_bytes);
+    assert_eq!(
+        config["accepted_types"],
+        serde_json::json!(["image/jpeg", "image/png", "image/webp"])
+    );
+    assert_eq!(
+        config["ops"],
+        serde_json::json!(["rotate90", "rotate180", "rotate270", "grayscale"])
+    );
+}
+
+on_both_backends!(
+    healthz_and_readyz_answer_when_everything_is_up,
+    config_tells_the_page_the_limits,
+);

@@ -1,0 +1,599 @@
+//! Test harness: `spawn_app` starts the real web role on a random port, plus an in-process
+//! worker, on one of the two backend sets: the services (real Redis, RabbitMQ and S3, each
+//! test in its own namespace: bucket, Redis key prefix, queue names) or the embedded ones
+//! (files and redb under a fresh data dir). `on_both_backends!` runs a test on each set.
+//! Nothing here fakes a backend.
+
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use amqprs::channel::{QueueDeclareArguments, QueueDeleteArguments};
+use amqprs::connection::Connection;
+use gallery::backends::Backends;
+use gallery::cache::EmbeddedIndex;
+use gallery::configuration::Settings;
+use gallery::queue::EmbeddedQueue;
+use gallery::startup::Application;
+use gallery::storage::FsStore;
+use gallery::worker::{self, WorkerConfig};
+use serde_json::Value;
+use tokio::sync::watch;
+
+pub const S3_ACCESS_KEY: &str = "gallery-test";
+pub const S3_SECRET_KEY: &str = "gallery-test-secret";
+
+fn s3_endpoint() -> String {
+    std::env::var("GALLERY_TEST_S3_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:9100".into())
+}
+fn redis_url() -> String {
+    std::env::var("GALLERY_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+fn amqp_url() -> String {
+    std::env::var("GALLERY_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// Fails the test, saying how to start the service, when something does not listen.
+fn require(service: &str, url: &str, how: &str) {
+    let authority = url.split("://").nth(1).unwrap_or(url);
+    let authority = authority.rsplit('@').next().unwrap_or(authority);
+    let authority = authority.split('/').next().unwrap_or(authority);
+    if TcpStream::connect(authority).is_err() {
+        panic!("{service} is not reachable at {authority}: {how}");
+    }
+}
+
+fn require_services() {
+    require(
+        "S3 test server",
+        &s3_endpoint(),
+        "run `make test` (or `bash tests/support/s3-server.sh`) to start one",
+    );
+    require(
+        "Redis",
+        &redis_url(),
+        "start it with `redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no`",
+    );
+    require(
+        "RabbitMQ",
+        &amqp_url(),
+        "start it with `rabbitmq-server -detached`",
+    );
+}
+
+/// Which implementations of storage, index and queue a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendSet {
+    /// S3, Redis and RabbitMQ.
+    Services,
+    /// Files and redb under a data dir, as `gallery serve` uses them by default.
+    Embedded,
+}
+
+/// Runs each named test (`async fn name(set: BackendSet)`) once per backend set, as
+/// `name::services` and `name::embedded`: the same assertions for both.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn services() {
+                    super::$name($crate::helpers::BackendSet::Services).await
+                }
+                #[tokio::test]
+                async fn embedded() {
+                    super::$name($crate::helpers::BackendSet::Embedded).await
+                }
+            }
+        )+
+    };
+}
+
+/// A fresh, empty data dir for the embedded backends.
+pub fn temp_data_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("gallery-test-{}", uuid::Uuid::new_v4().simple()))
+}
+
+/// Settings for `set`, isolated: a fresh namespace on the services, a fresh data dir for the
+/// embedded backends.
+pub fn settings_on(set: BackendSet) -> Settings {
+    match set {
+        BackendSet::Services => test_settings(),
+        BackendSet::Embedded => {
+            let mut settings = Settings::from_env();
+            settings.s3_endpoint = None;
+            settings.redis_url = None;
+            settings.amqp_url = None;
+            settings.data_dir = temp_data_dir();
+            settings.retry_backoff_ms = 50;
+            settings
+        }
+    }
+}
+
+/// Settings pointing at the local services, isolated under a fresh namespace.
+pub fn test_settings() -> Settings {
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let mut settings = Settings::from_env();
+    settings.s3_endpoint = Some(s3_endpoint());
+    settings.s3_access_key = S3_ACCESS_KEY.into();
+    settings.s3_secret_key = S3_SECRET_KEY.into();
+    settings.s3_bucket = format!("test-{}", &tag[..20]);
+    settings.redis_url = Some(redis_url());
+    settings.redis_prefix = format!("test:{tag}:");
+    settings.amqp_url = Some(amqp_url());
+    settings.job_queue = format!("test.{tag}");
+    settings.retry_backoff_ms = 50;
+    settings
+}
+
+/// An HTTP client for one running gallery: in-process (`TestApp`) or a `gallery serve` child.
+pub struct Api {
+    pub address: String,
+    pub client: reqwest::Client,
+}
+
+pub struct TestApp {
+    pub set: BackendSet,
+    api: Api,
+    pub port: u16,
+    pub settings: Settings,
+    pub max_upload_bytes: u64,
+    pub backends: Backends,
+    /// The embedded queue itself, to count what waits in it.
+    embedded_queue: Option<Arc<EmbeddedQueue>>,
+    worker_stop: Option<watch::Sender<bool>>,
+}
+
+pub async fn spawn_app(set: BackendSet) -> TestApp {
+    spawn_app_with(set, |_| {}).await
+}
+
+pub async fn spawn_app_with(set: BackendSet, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = settings_on(set);
+    configure(&mut settings);
+    build(set, settings, true).await
+}
+
+/// The web role alone: jobs stay in the queue (to inspect them, or for a worker process).
+pub async fn spawn_web_only_with(
+    set: BackendSet,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let mut settings = settings_on(set);
+    configure(&mut settings);
+    build(set, settings, false).await
+}
+
+/// The embedded backends, opened as `Backends::connect` opens them, keeping the queue's
+/// concrete type for `queue_depth`.
+fn open_embedded(settings: &Settings) -> (Backends, Arc<EmbeddedQueue>) {
+    std::fs::create_dir_all(&settings.data_dir).expect("data dir");
+    let queue = Arc::new(
+        EmbeddedQueue::open(&settings.data_dir.join("queue.redb")).expect("embedded queue"),
+    );
+    let backends = Backends {
+        storage: Arc::new(FsStore::new(settings.data_dir.join("objects"))),
+        index: Arc::new(
+            EmbeddedIndex::open(&settings.data_dir.join("index.redb")).expect("embedded index"),
+        ),
+        queue: queue.clone(),
+    };
+    (backends, queue)
+}
+
+async fn build(set: BackendSet, settings: Settings, with_worker: bool) -> TestApp {
+    // Logs go through the test harness, so they show only for failing tests.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("GALLERY_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_test_writer()
+        .try_init();
+    let (backends, embedded_queue) = match set {
+        BackendSet::Services => {
+            require_services();
+            let backends = Backends::connect(&settings, "web")
+                .await
+                .expect("backends connect");
+            (backends, None)
+        }
+        BackendSet::Embedded => {
+            let (backends, queue) = open_embedded(&settings);
+            backends.storage.prepare().await.expect("storage prepares");
+            (backends, Some(queue))
+        }
+    };
+    let static_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("static");
+    let listen = "127.0.0.1:0".parse().expect("address");
+    let app = Application::build(listen, static_dir, settings.clone(), backends.clone())
+        .await
+        .expect("app builds");
+    let port = app.port();
+    tokio::spawn(app.run_until_stopped());
+    let worker_stop = with_worker.then(|| {
+        let (stop, stopped) = watch::channel(false);
+        let config = WorkerConfig {
+            concurrency: 2,
+            job_delay: Duration::ZERO,
+        };
+        tokio::spawn(worker::run(
+            backends.clone(),
+            Arc::new(settings.clone()),
+            config,
+            stopped,
+        ));
+        stop
+    });
+    TestApp {
+        set,
+        api: Api::new(&format!("http://127.0.0.1:{port}")),
+        port,
+        max_upload_bytes: settings.max_upload_bytes,
+        settings,
+        backends,
+        embedded_queue,
+        worker_stop,
+    }
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+impl Api {
+    pub fn new(address: &str) -> Api {
+        Api {
+            address: address.to_owned(),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// Uploads files (name, bytes) with an optional `ops` field.
+    pub async fn upload(&self, files: &[(&str, Vec<u8>)], ops: Option<&str>) -> reqwest::Response {
+        let mut form = reqwest::multipart::Form::new();
+        if let Some(ops) = ops {
+            form = form.text("ops", ops.to_owned());
+        }
+        for (name, bytes) in files {
+            form = form.part(
+                "file",
+                reqwest::multipart::Part::bytes(bytes.clone()).file_name(name.to_string()),
+            );
+        }
+        self.client
+            .post(self.url("/api/photos"))
+            .multipart(form)
+            .send()
+            .await
+            .expect("upload request")
+    }
+
+    /// Uploads one file that must be accepted; returns its id.
+    pub async fn upload_ok(&self, name: &str, bytes: Vec<u8>, ops: Option<&str>) -> String {
+        let response = self.upload(&[(name, bytes)], ops).await;
+        assert_eq!(response.status(), 202, "upload of {name} not accepted");
+        let body: Value = response.json().await.expect("json");
+        body["photos"][0]["id"].as_str().expect("id").to_owned()
+    }
+
+    pub async fn photo(&self, id: &str) -> Value {
+        let response = self
+            .client
+            .get(self.url(&format!("/api/photos/{id}")))
+            .send()
+            .await
+            .expect("get photo");
+        assert_eq!(response.status(), 200, "photo {id} not found");
+        response.json().await.expect("json")
+    }
+
+    /// Polls until the photo is done or failed (30 s at most).
+    pub async fn wait_done(&self, id: &str) -> Value {
+        self.wait_status(id, &["done", "failed"]).await
+    }
+
+    pub async fn wait_status(&self, id: &str, wanted: &[&str]) -> Value {
+        for _ in 0..600 {
+            let photo = self.photo(id).await;
+            if wanted.iter().any(|status| photo["status"] == *status) {
+                return photo;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "photo {id} never reached {wanted:?}: {}",
+            self.photo(id).await
+        );
+    }
+
+    pub async fn get_bytes(
+        &self,
+        path: &str,
+    ) -> (reqwest::StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
+        let response = self.client.get(self.url(path)).send().await.expect("get");
+        let status = response.status();
+        let headers = response.headers().clone();
+        (
+            status,
+            headers,
+            response.bytes().await.expect("body").to_vec(),
+        )
+    }
+}
+
+impl TestApp {
+    /// How many messages wait in the job queue (`suffix` "" for the work queue, ".dead" for
+    /// the dead letters, ".retry" for delayed retries, ".notify" and ".notify.dead" for the
+    /// notifier's events).
+    pub async fn queue_depth(&self, suffix: &str) -> u32 {
+        if let Some(queue) = &self.embedded_queue {
+            // The embedded queue keeps delayed retries among the jobs, each with its due time.
+            let name = match suffix {
+                "" => "jobs",
+                ".dead" => "jobs.dead",
+                ".retry" => return 0,
+                ".notify" => "events.notify",
+                ".notify.dead" => "events.notify.dead",
+                other => panic!("no embedded queue for suffix {other:?}"),
+            };
+            return queue.depth(name).await.expect("queue depth") as u32;
+        }
+        let connection = amqp_connection().await;
+        let channel = connection.open_channel(None).await.expect("channel");
+        let mut args = QueueDeclareArguments::new(&format!("{}{suffix}", self.settings.job_queue));
+        args.passive(true);
+        let (_, messages, _) = channel
+            .queue_declare(args)
+            .await
+            .expect("queue exists")
+            .expect("declare-ok");
+        let _ = connection.close().await;
+        messages
+    }
+
+    /// Keys of every object in this test's bucket (or data dir), sorted.
+    pub async fn object_keys(&self) -> Vec<String> {
+        let Some(endpoint) = self.settings.s3_endpoint.clone() else {
+            let root = self.settings.data_dir.join("objects");
+            let mut keys = Vec::new();
+            let mut pending = vec![root.clone()];
+            while let Some(dir) = pending.pop() {
+                for entry in std::fs::read_dir(&dir).expect("read data dir") {
+                    let path = entry.expect("entry").path();
+                    if path.is_dir() {
+                        // Half-written files wait in .tmp: they are not objects.
+                        if path != root.join(".tmp") {
+                            pending.push(path);
+                        }
+                    } else {
+                        let key = path.strip_prefix(&root).expect("inside");
+                        keys.push(key.to_string_lossy().into_owned());
+                    }
+                }
+            }
+            keys.sort();
+            return keys;
+        };
+        let bucket = s3::Bucket::new(
+            &self.settings.s3_bucket,
+            s3::Region::Custom {
+                region: self.settings.s3_region.clone(),
+                endpoint,
+            },
+            s3::creds::Credentials::new(Some(S3_ACCESS_KEY), Some(S3_SECRET_KEY), None, None, None)
+                .expect("creds"),
+        )
+        .expect("bucket")
+        .with_path_style();
+        let pages = bucket.list(String::new(), None).await.expect("list bucket");
+        let mut keys: Vec<String> = pages
+            .into_iter()
+            .flat_map(|page| page.contents)
+            .map(|object| object.key)
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// Environment that makes a `gallery` child process use this test's namespace.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        let s = &self.settings;
+        let set = |value: &Option<String>| value.clone().expect("a shared backend");
+        vec![
+            ("GALLERY_S3_ENDPOINT", set(&s.s3_endpoint)),
+            ("GALLERY_S3_BUCKET", s.s3_bucket.clone()),
+            ("GALLERY_S3_ACCESS_KEY", s.s3_access_key.clone()),
+            ("GALLERY_S3_SECRET_KEY", s.s3_secret_key.clone()),
+            ("GALLERY_REDIS_URL", set(&s.redis_url)),
+            ("GALLERY_REDIS_PREFIX", s.redis_prefix.clone()),
+            ("GALLERY_AMQP_URL", set(&s.amqp_url)),
+            ("GALLERY_JOB_QUEUE", s.job_queue.clone()),
+            ("GALLERY_RETRY_BACKOFF_MS", s.retry_backoff_ms.to_string()),
+            ("GALLERY_HEALTH_LISTEN", "127.0.0.1:0".into()),
+        ]
+    }
+
+    /// Starts `gallery worker` as a child process on this test's namespace.
+    pub fn spawn_worker_process(&self, job_delay_ms: u64) -> std::process::Child {
+        std::process::Command::new(env!("CARGO_BIN_EXE_gallery"))
+            .args(["worker", "--concurrency", "1"])
+            .envs(self.env())
+            .env("GALLERY_JOB_DELAY_MS", job_delay_ms.to_string())
+            .spawn()
+            .expect("start gallery worker")
+    }
+}
+
+/// Sends a signal (`TERM`, `KILL`, ...) to a child process.
+pub fn signal(child: &std::process::Child, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+/// Waits (30 s at most) for a child process to exit.
+pub async fn wait_exit(child: &mut std::process::Child) -> std::process::ExitStatus {
+    for _ in 0..600 {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("process {} did not exit", child.id());
+}
+
+pub async fn amqp_connection() -> Connection {
+    let args = gallery::queue::connection_args(&amqp_url()).expect("amqp url");
+    Connection::open(&args).await.expect("RabbitMQ reachable")
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.worker_stop.take() {
+            let _ = stop.send(true);
+        }
+        if self.set == BackendSet::Embedded {
+            let _ = std::fs::remove_dir_all(&self.settings.data_dir);
+            return;
+        }
+        // Queues are durable: remove this test's so runs do not pile them up in the broker.
+        let queue = self.settings.job_queue.clone();
+        let cleanup = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async {
+                let Ok(args) = gallery::queue::connection_args(&amqp_url()) else {
+                    return;
+                };
+                let Ok(connection) = Connection::open(&args).await else {
+                    return;
+                };
+                if let Ok(channel) = connection.open_channel(None).await {
+                    for suffix in ["", ".retry", ".dead", ".notify", ".notify.dead"] {
+                        let _ = channel
+                            .queue_delete(QueueDeleteArguments::new(&format!("{queue}{suffix}")))
+                            .await;
+                    }
+                    for suffix in [".dlx", ".events"] {
+                        let exchange = format!("{queue}{suffix}");
+                        let _ = channel
+                            .exchange_delete(amqprs::channel::ExchangeDeleteArguments::new(
+                                &exchange,
+                            ))
+                            .await;
+                    }
+                }
+                let _ = connection.close().await;
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+// ---- fixtures: real encoded images made by the image crate ----
+
+/// A colourful gradient, so resizing and orientation mistakes show in the pixels.
+pub fn gradient(width: u32, height: u32) -> image::RgbImage {
+    image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([
+            (x * 255 / width.max(1)) as u8,
+            (y * 255 / height.max(1)) as u8,
+            128,
+        ])
+    })
+}
+
+pub fn jpeg_fixture(width: u32, height: u32) -> Vec<u8> {
+    encode(
+        image::DynamicImage::ImageRgb8(gradient(width, height)),
+        image::ImageFormat::Jpeg,
+    )
+}
+
+/// A JPEG of random pixels: it barely compresses, so its size is predictable (~1.5 B/pixel).
+pub fn noisy_jpeg_fixture(width: u32, height: u32) -> Vec<u8> {
+    let mut state: u32 = 0x9E37_79B9 ^ width.wrapping_mul(31) ^ height;
+    let image = image::RgbImage::from_fn(width, height, |_, _| {
+        // xorshift: deterministic noise without a dependency.
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        image::Rgb([state as u8, (state >> 8) as u8, (state >> 16) as u8])
+    });
+    let mut bytes = Vec::new();
+    let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90);
+    image::DynamicImage::ImageRgb8(image)
+        .write_with_encoder(encoder)
+        .expect("encode fixture");
+    bytes
+}
+
+pub fn png_rgba_fixture(width: u32, height: u32) -> Vec<u8> {
+    let image = image::RgbaImage::from_fn(width, height, |x, y| {
+        let alpha = if x < width / 2 { 255 } else { 0 };
+        image::Rgba([(x % 256) as u8, (y % 256) as u8, 200, alpha])
+    });
+    encode(
+        image::DynamicImage::ImageRgba8(image),
+        image::ImageFormat::Png,
+    )
+}
+
+pub fn webp_fixture(width: u32, height: u32) -> Vec<u8> {
+    encode(
+        image::DynamicImage::ImageRgb8(gradient(width, height)),
+        image::ImageFormat::WebP,
+    )
+}
+
+pub fn encode(image: image::DynamicImage, format: image::ImageFormat) -> Vec<u8> {
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    image.write_to(&mut bytes, format).expect("encode fixture");
+    bytes.into_inner()
+}
+
+/// A JPEG carrying an EXIF Orientation tag, the way cameras write it (APP1 right after SOI).
+pub fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
+    let mut tiff = Vec::new();
+    tiff.extend_from_slice(b"II*\0");
+    tiff.extend_from_slice(&8u32.to_le_bytes()); // first IFD right after the header
+    tiff.extend_from_slice(&1u16.to_le_bytes()); // one entry
+    tiff.extend_from_slice(&0x0112u16.to_le_bytes()); // Orientation
+    tiff.extend_from_slice(&3u16.to_le_bytes()); // SHORT
+    tiff.extend_from_slice(&1u32.to_le_bytes()); // count
+    tiff.extend_from_slice(&orientation.to_le_bytes());
+    tiff.extend_from_slice(&[0, 0]); // value padding
+    tiff.extend_from_slice(&0u32.to_le_bytes()); // no next IFD
+    let mut segment = b"Exif\0\0".to_vec();
+    segment.extend_from_slice(&tiff);
+    let mut out = jpeg[..2].to_vec();
+    out.extend_from_slice(&[0xFF, 0xE1]);
+    out.extend_from_slice(&((segment.len() + 2) as u16).to_be_bytes());
+    out.extend_from_slice(&segment);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+/// Decodes a served image.
+pub fn decode(bytes: &[u8]) -> image::DynamicImage {
+    image::load_from_memory(bytes).expect("served image decodes")
+}

@@ -1,0 +1,186 @@
+//! Nothing accepted is lost: a worker killed mid-job, a worker asked to stop mid-job, a broker
+//! connection cut, a job that keeps failing, a job delivered twice.
+
+use std::time::Duration;
+
+use gallery::domain::{Job, Photo, PhotoId, Status};
+use serde_json::Value;
+
+use crate::helpers::{
+    jpeg_fixture, signal, spawn_app, spawn_web_only_with, wait_exit, BackendSet, TestApp,
+};
+
+async fn wait_queue_empty(app: &TestApp) {
+    for _ in 0..200 {
+        if app.queue_depth("").await == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("job queue never drained");
+}
+
+#[tokio::test]
+async fn a_job_whose_worker_is_killed_mid_job_is_redelivered_and_finishes() {
+    let app = spawn_web_only_with(BackendSet::Services, |_| {}).await;
+    let mut doomed = app.spawn_worker_process(60_000);
+    let id = app
+        .upload_ok("survivor.jpg", jpeg_fixture(640, 480), None)
+        .await;
+    app.wait_status(&id, &["processing"]).await;
+    doomed.kill().expect("kill -9");
+    let _ = doomed.wait();
+
+    let mut rescuer = app.spawn_worker_process(0);
+    let photo = app.wait_done(&id).await;
+    assert_eq!(photo["status"], "done", "{photo}");
+    assert_eq!(photo["variants"]["thumb"]["width"], 320);
+    wait_queue_empty(&app).await;
+    signal(&rescuer, "TERM");
+    assert!(wait_exit(&mut rescuer).await.success());
+}
+
+#[tokio::test]
+async fn sigterm_lets_the_worker_finish_its_job_and_exit_0() {
+    let app = spawn_web_only_with(BackendSet::Services, |_| {}).await;
+    let mut worker = app.spawn_worker_process(1_500);
+    let id = app
+        .upload_ok("inflight.jpg", jpeg_fixture(640, 480), None)
+        .await;
+    app.wait_status(&id, &["processing"]).await;
+    signal(&worker, "TERM");
+    let status = wait_exit(&mut worker).await;
+    assert!(status.success(), "worker exited with {status}");
+    let photo = app.photo(&id).await;
+    assert_eq!(
+        photo["status"], "done",
+        "in-flight job finished before exit: {photo}"
+    );
+    assert_eq!(app.queue_depth("").await, 0, "and was acked");
+}
+
+/// Closes every broker connection of this test's app, as a broker restart would.
+fn cut_broker_connections(app: &TestApp) -> usize {
+    let output = std::process::Command::new("rabbitmqctl")
+        .args([
+            "list_connections",
+            "--no-table-headers",
+            "--silent",
+            "pid",
+            "client_properties",
+        ])
+        .output()
+        .expect("rabbitmqctl runs (it ships with RabbitMQ; run tests as root)");
+    let listing = String::from_utf8_lossy(&output.stdout);
+    let pids: Vec<&str> = listing
+        .lines()
+        .filter(|line| line.contains(&app.settings.job_queue))
+        .filter_map(|line| line.split_whitespace().next())
+        .collect();
+    for pid in &pids {
+        let status = std::process::Command::new("rabbitmqctl")
+            .args(["close_connection", pid, "test: broker connection cut"])
+            .status()
+            .expect("rabbitmqctl");
+        assert!(status.success());
+    }
+    pids.len()
+}
+
+#[tokio::test]
+async fn uploads_and_jobs_survive_a_dropped_broker_connection() {
+    let app = spawn_app(BackendSet::Services).await;
+    let first = app
+        .upload_ok("before.jpg", jpeg_fixture(400, 300), None)
+        .await;
+    assert_eq!(app.wait_done(&first).await["status"], "done");
+
+    let cut = cut_broker_connections(&app);
+    assert!(
+        cut >= 2,
+        "expected the publisher's and the worker's connections, cut {cut}"
+    );
+
+    let second = app
+        .upload_ok("after.jpg", jpeg_fixture(400, 300), None)
+        .await;
+    let photo = app.wait_done(&second).await;
+    assert_eq!(photo["status"], "done", "{photo}");
+}
+
+async fn a_job_that_keeps_failing_is_retried_then_failed_and_dead_lettered(set: BackendSet) {
+    let app = spawn_app(set).await;
+    // Metadata and a job, but no original in storage: every attempt fails.
+    let id = PhotoId::new();
+    let photo = Photo {
+        id: id.clone(),
+        filename: "lost.jpg".into(),
+        content_type: "image/jpeg".into(),
+        bytes: 1,
+        width: 1,
+        height: 1,
+        status: Status::Queued,
+        ops: vec![],
+        created_at: chrono::Utc::now(),
+        error: None,
+        attempts: 0,
+        variants: Default::default(),
+        notify: Default::default(),
+    };
+    app.backends.index.insert(&photo).await.expect("insert");
+    app.backends
+        .queue
+        .publish(&Job::first(id.clone(), vec![]))
+        .await
+        .expect("publish");
+
+    let failed: Value = app.wait_status(id.as_str(), &["failed"]).await;
+    assert_eq!(
+        failed["error"],
+        format!("the original (photos/{id}/original) is missing from storage")
+    );
+    let stored = app
+        .backends
+        .index
+        .get(&id)
+        .await
+        .expect("get")
+        .expect("still there");
+    assert_eq!(stored.attempts, app.settings.max_attempts);
+    for _ in 0..100 {
+        if app.queue_depth(".dead").await == 1 {
+            assert_eq!(
+                app.queue_depth("").await + app.queue_depth(".retry").await,
+                0
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the failed job never reached the dead-letter queue");
+}
+
+async fn a_job_delivered_again_after_done_changes_nothing(set: BackendSet) {
+    let app = spawn_app(set).await;
+    let id = app
+        .upload_ok("twice.jpg", jpeg_fixture(400, 300), Some("grayscale"))
+        .await;
+    let done = app.wait_done(&id).await;
+    let objects = app.object_keys().await;
+
+    let photo_id = PhotoId::parse(&id).expect("id");
+    app.backends
+        .queue
+        .publish(&Job::first(photo_id, vec![]))
+        .await
+        .expect("publish");
+    wait_queue_empty(&app).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(app.photo(&id).await, done);
+    assert_eq!(app.object_keys().await, objects);
+}
+
+on_both_backends!(
+    a_job_that_keeps_failing_is_retried_then_failed_and_dead_lettered,
+    a_job_delivered_again_after_done_changes_nothing,
+);
