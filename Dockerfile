@@ -1,0 +1,48 @@
+# One image for every gallery role: `docker run IMAGE web`, `... worker`, `... notifier`.
+
+# ---- build: dependencies in their own cached layer (cargo-chef), then the app ----
+FROM rust:1.95-slim-bookworm AS chef
+# cmake and nasm build the bundled libjpeg-turbo 3 (Debian's is 2.1, without the TurboJPEG 3 API).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends cmake nasm make g++ \
+ && rm -rf /var/lib/apt/lists/*
+RUN cargo install cargo-chef --version 0.1.78 --locked
+WORKDIR /src
+
+FROM chef AS planner
+COPY . .
+RUN cargo chef prepare --recipe-path recipe.json
+
+FROM chef AS builder
+COPY --from=planner /src/recipe.json recipe.json
+# Only re-run when Cargo.toml/Cargo.lock change: the slow part of every build.
+RUN cargo chef cook --release --locked --recipe-path recipe.json --bin gallery
+COPY . .
+RUN cargo build --release --locked --bin gallery
+
+# ---- runtime: slim, non-root, only what the binary needs ----
+FROM debian:bookworm-slim AS runtime
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin gallery \
+ && mkdir /data && chown gallery /data
+COPY --from=builder /src/target/release/gallery /usr/local/bin/gallery
+COPY static /app/static
+WORKDIR /app
+ENV GALLERY_STATIC_DIR=/app/static \
+    GALLERY_DATA_DIR=/data \
+    GALLERY_LISTEN=0.0.0.0:8080 \
+    GALLERY_HEALTH_LISTEN=0.0.0.0:8081
+USER gallery
+EXPOSE 8080
+# Where `gallery serve` keeps its embedded backends when run alone.
+VOLUME /data
+# No curl in the image: the binary probes itself. Roles without HTTP serve /healthz on 8081;
+# compose overrides this per service.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["gallery", "healthcheck", "http://127.0.0.1:8080/healthz"]
+ENTRYPOINT ["gallery"]
+# Alone (`docker run -p 8080:8080 -v gallery-data:/data IMAGE`) the image runs everything in one
+# process; compose gives each service its role instead.
+CMD ["serve"]

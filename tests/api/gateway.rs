@@ -1,0 +1,224 @@
+//! The project's nginx.conf, run with Debian's nginx on loopback in front of the real
+//! `gallery web`: uploads near and over the limit, cached variants, unbuffered events.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde_json::Value;
+
+use crate::helpers::{noisy_jpeg_fixture, spawn_app_with, BackendSet, TestApp};
+
+const NGINX: &str = "/usr/sbin/nginx";
+
+struct Gateway {
+    address: String,
+    process: Child,
+    _dir: TempDir,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The shipped config with only the lines marked `# test:` pointed at this machine.
+fn render(config: &str, upstream_port: u16, listen_port: u16, dir: &Path) -> String {
+    let dir = dir.display();
+    config
+        .lines()
+        .map(|line| {
+            let Some((_, marker)) = line.split_once("# test: ") else {
+                return line.to_owned();
+            };
+            let indent = &line[..line.len() - line.trim_start().len()];
+            match marker.trim() {
+                "pid" => format!("pid {dir}/nginx.pid;"),
+                "upstream" => format!("{indent}server 127.0.0.1:{upstream_port};"),
+                "listen" => format!("{indent}listen 127.0.0.1:{listen_port};"),
+                "temp" => line
+                    .split('#')
+                    .next()
+                    .unwrap_or(line)
+                    .replace("/tmp/", &format!("{dir}/")),
+                "cache" => line
+                    .split('#')
+                    .next()
+                    .unwrap_or(line)
+                    .replace("/var/cache/nginx", &dir.to_string()),
+                other => panic!("unknown test marker {other:?} in nginx.conf"),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+async fn start_gateway(app: &TestApp) -> Gateway {
+    assert!(
+        Path::new(NGINX).exists(),
+        "nginx is not installed: run `make test-deps` (apt-get install nginx-light)"
+    );
+    let dir = std::env::temp_dir().join(format!("gallery-nginx-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    // nginx workers drop root to `nobody`: they must be able to write here.
+    let _ = Command::new("chmod")
+        .args(["0777", &dir.display().to_string()])
+        .status();
+    let listen_port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let shipped = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/nginx/nginx.conf"),
+    )
+    .expect("nginx.conf");
+    let config = dir.join("nginx.conf");
+    std::fs::write(&config, render(&shipped, app.port, listen_port, &dir)).expect("write config");
+    let check = Command::new(NGINX)
+        .args(["-t", "-q", "-c"])
+        .arg(&config)
+        .output()
+        .expect("nginx -t");
+    assert!(
+        check.status.success(),
+        "nginx rejects the config: {}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let process = Command::new(NGINX)
+        .args(["-c"])
+        .arg(&config)
+        .args(["-g", "daemon off;"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start nginx");
+    // Owned from here on, so nginx is stopped whatever happens next.
+    let gateway = Gateway {
+        address: format!("http://127.0.0.1:{listen_port}"),
+        process,
+        _dir: TempDir(dir),
+    };
+    for _ in 0..100 {
+        if reqwest::get(format!("{}/nginx-health", gateway.address))
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return gateway;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("nginx did not start");
+}
+
+async fn upload(gateway: &Gateway, app: &TestApp, name: &str, bytes: Vec<u8>) -> reqwest::Response {
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(bytes).file_name(name.to_owned()),
+    );
+    app.client
+        .post(format!("{}/api/photos", gateway.address))
+        .multipart(form)
+        .send()
+        .await
+        .expect("upload through nginx")
+}
+
+#[tokio::test]
+async fn uploads_near_the_limit_pass_and_over_it_get_413() {
+    let limit = 3 * 1024 * 1024;
+    let app = spawn_app_with(BackendSet::Services, |s| s.max_upload_bytes = limit).await;
+    let gateway = start_gateway(&app).await;
+    let near = noisy_jpeg_fixture(1200, 1000);
+    assert!(
+        near.len() as u64 > limit * 2 / 3 && (near.len() as u64) < limit,
+        "fixture is {} bytes",
+        near.len()
+    );
+    let response = upload(&gateway, &app, "near.jpg", near).await;
+    assert_eq!(response.status(), 202);
+
+    let over = noisy_jpeg_fixture(1800, 1500);
+    assert!(over.len() as u64 > limit);
+    let response = upload(&gateway, &app, "over.jpg", over).await;
+    assert_eq!(response.status(), 413);
+    let body: Value = response
+        .json()
+        .await
+        .expect("the app's JSON error comes through");
+    assert_eq!(body["code"], "too_large");
+}
+
+#[tokio::test]
+async fn variants_are_cached_with_immutable_headers() {
+    let app = spawn_app_with(BackendSet::Services, |_| {}).await;
+    let gateway = start_gateway(&app).await;
+    let response = upload(&gateway, &app, "cached.jpg", noisy_jpeg_fixture(600, 400)).await;
+    let body: Value = response.json().await.expect("json");
+    let id = body["photos"][0]["id"].as_str().expect("id");
+    let photo = app.wait_done(id).await;
+    let url = format!(
+        "{}{}",
+        gateway.address,
+        photo["variants"]["thumb"]["url"].as_str().expect("url")
+    );
+    let first = app.client.get(&url).send().await.expect("get");
+    assert_eq!(first.status(), 200);
+    assert_eq!(
+        first.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    assert_eq!(first.headers()["x-cache-status"], "MISS");
+    assert_eq!(first.headers()["x-frame-options"], "DENY");
+    assert_eq!(
+        first
+            .headers()
+            .get_all("x-content-type-options")
+            .iter()
+            .count(),
+        1
+    );
+    let first_bytes = first.bytes().await.expect("body");
+    let second = app.client.get(&url).send().await.expect("get");
+    assert_eq!(second.headers()["x-cache-status"], "HIT");
+    assert_eq!(second.bytes().await.expect("body"), first_bytes);
+}
+
+#[tokio::test]
+async fn server_sent_events_are_not_buffered() {
+    let app = spawn_app_with(BackendSet::Services, |_| {}).await;
+    let gateway = start_gateway(&app).await;
+    let response = app
+        .client
+        .get(format!("{}/api/events", gateway.address))
+        .send()
+        .await
+        .expect("events");
+    assert_eq!(response.status(), 200);
+    let mut body = response.bytes_stream();
+    // A few bytes, far below any buffer size: they only arrive if nothing buffers them.
+    let first = tokio::time::timeout(Duration::from_secs(3), body.next())
+        .await
+        .expect("first event without delay");
+    let first = first.expect("chunk").expect("bytes");
+    assert!(String::from_utf8_lossy(&first).starts_with(": connected"));
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let response = upload(&gateway, &app, "live.jpg", noisy_jpeg_fixture(64, 64)).await;
+    assert_eq!(response.status(), 202);
+    let event = tokio::time::timeout(Duration::from_secs(5), body.next())
+        .await
+        .expect("event without delay");
+    let event = String::from_utf8_lossy(&event.expect("chunk").expect("bytes")).into_owned();
+    assert!(event.contains("photo.queued"), "{event}");
+}
