@@ -1,0 +1,201 @@
+//! The notifier role: listens for finished photos on a durable queue and tells the uploader
+//! by e-mail, Telegram or webhook what was done to which file. Each channel is retried with
+//! backoff on its own (one that succeeded is never sent twice); an event whose sends keep
+//! failing is dead-lettered. It runs apart from the workers, so it never slows processing,
+//! and its queue keeps events while it is down.
+
+pub mod channels;
+pub mod message;
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use self::channels::{Email, Telegram, Webhook};
+use self::message::{Lang, Message};
+use crate::backends::Backends;
+use crate::domain::Event;
+use crate::queue::{EventDelivery, Listener, NOTIFY_LISTENER};
+
+/// Where and how to send; a channel without its settings is off.
+#[derive(Debug, Clone)]
+pub struct NotifierConfig {
+    pub smtp_url: Option<String>,
+    pub smtp_from: Option<String>,
+    pub telegram_token: Option<String>,
+    pub telegram_api: String,
+    pub webhook_url: Option<String>,
+    pub webhook_secret: Option<String>,
+    /// Told about every photo, besides the uploader's own targets.
+    pub default_email: Option<String>,
+    pub default_telegram: Option<String>,
+    pub lang: Lang,
+    /// Tries per channel and message, and the delay before the second (doubling after).
+    pub attempts: u32,
+    pub retry_delay: Duration,
+}
+
+struct Channels {
+    email: Option<Email>,
+    telegram: Option<Telegram>,
+    webhook: Option<Webhook>,
+}
+
+impl Channels {
+    fn new(config: &NotifierConfig) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(15))
+            .build()?;
+        let email = match (&config.smtp_url, &config.smtp_from) {
+            (Some(url), Some(from)) => Some(Email::new(url, from)?),
+            _ => {
+                tracing::info!("e-mail off: set GALLERY_SMTP_URL and GALLERY_SMTP_FROM to send it");
+                None
+            }
+        };
+        let telegram = config
+            .telegram_token
+            .as_ref()
+            .map(|token| Telegram::new(client.clone(), &config.telegram_api, token));
+        if telegram.is_none() {
+            tracing::info!("Telegram off: set GALLERY_TELEGRAM_TOKEN to send it");
+        }
+        let webhook = config.webhook_url.as_ref().map(|url| {
+            Webhook::new(
+                client.clone(),
+                url,
+                config.webhook_secret.as_deref().unwrap_or_default(),
+            )
+        });
+        if webhook.is_none() {
+            tracing::info!("webhook off: set GALLERY_WEBHOOK_URL to send it");
+        }
+        Ok(Channels {
+            email,
+            telegram,
+            webhook,
+        })
+    }
+}
+
+/// Runs until `shutdown` turns true; resubscribes whenever the bus connection drops.
+pub async fn run(
+    backends: Backends,
+    config: NotifierConfig,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let channels = Channels::new(&config)?;
+    let mut delay = Duration::from_millis(500);
+    while !*shutdown.borrow() {
+        let listener = Listener::Durable {
+            name: NOTIFY_LISTENER.into(),
+        };
+        let mut events = match backends.queue.subscribe_events(listener).await {
+            Ok(events) => {
+                tracing::info!("notifier listening for finished photos");
+                delay = Duration::from_millis(500);
+                events
+            }
+            Err(error) => {
+                tracing::warn!(
+                    "cannot subscribe to photo events: {error:#}; retrying in {delay:?}"
+                );
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = shutdown.changed() => {}
+                }
+                delay = (delay * 2).min(Duration::from_secs(10));
+                continue;
+            }
+        };
+        loop {
+            let delivery = tokio::select! {
+                biased;
+                _ = shutdown.changed() => break,
+                delivery = events.next() => delivery,
+            };
+            let Some(delivery) = delivery else {
+                tracing::warn!("event subscription ended (broker connection lost); resubscribing");
+                break;
+            };
+            handle(&channels, &config, delivery).await;
+        }
+    }
+    tracing::info!("notifier stopped");
+    Ok(())
+}
+
+async fn handle(channels: &Channels, config: &NotifierConfig, delivery: EventDelivery) {
+    let event = &delivery.event;
+    let settled = match message::render(event, config.lang) {
+        None => delivery.settle.ack().await,
+        Some(message) => {
+            if notify(channels, config, event, &message).await {
+                delivery.settle.ack().await
+            } else {
+                tracing::error!(id = %event.photo.id, "notification failed for good; dead-lettering it");
+                delivery.settle.dead_letter().await
+            }
+        }
+    };
+    if let Err(error) = settled {
+        tracing::warn!(id = %event.photo.id, "could not settle the event: {error:#}");
+    }
+}
+
+/// Sends on every configured channel, each retried on its own; true when all succeeded.
+async fn notify(
+    channels: &Channels,
+    config: &NotifierConfig,
+    event: &Event,
+    message: &Message,
+) -> bool {
+    let notify = &event.photo.notify;
+    let mut all_sent = true;
+    if let Some(email) = &channels.email {
+        for to in targets(notify.email.as_deref(), config.default_email.as_deref()) {
+            all_sent &= retry(config, "e-mail", || email.send(to, message)).await;
+        }
+    }
+    if let Some(telegram) = &channels.telegram {
+        for chat in targets(
+            notify.telegram.as_deref(),
+            config.default_telegram.as_deref(),
+        ) {
+            all_sent &= retry(config, "Telegram", || telegram.send(chat, message)).await;
+        }
+    }
+    if let Some(webhook) = &channels.webhook {
+        all_sent &= retry(config, "webhook", || webhook.send(event, message)).await;
+    }
+    all_sent
+}
+
+/// The uploader's target and the configured default, without sending the same one twice.
+fn targets<'a>(own: Option<&'a str>, default: Option<&'a str>) -> Vec<&'a str> {
+    let mut targets: Vec<&str> = own.into_iter().chain(default).collect();
+    targets.dedup();
+    targets
+}
+
+async fn retry<F, Fut>(config: &NotifierConfig, channel: &str, mut send: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let mut delay = config.retry_delay;
+    for attempt in 1..=config.attempts.max(1) {
+        match send().await {
+            Ok(()) => return true,
+            Err(error) if attempt < config.attempts => {
+                tracing::warn!(
+                    "{channel} send failed (try {attempt}): {error:#}; retrying in {delay:?}"
+                );
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(error) => tracing::error!("{channel} send failed after {attempt} tries: {error:#}"),
+        }
+    }
+    false
+}

@@ -1,0 +1,274 @@
+// The gallery page: uploads with progress, a newest-first grid that loads more on scroll and
+// updates live from /api/events, and a lightbox. Filenames are only ever set as text.
+import { language, setLanguage, t, translatePage } from './i18n.js';
+
+const $ = (id) => document.getElementById(id);
+const tiles = new Map(); // photo id -> { element, photo }
+let config = { max_upload_bytes: 50 * 1024 * 1024, accepted_types: ['image/jpeg', 'image/png', 'image/webp'] };
+let cursor = null;
+let loading = false;
+let exhausted = false;
+
+const megabytes = (bytes) => `${Math.round(bytes / 1024 / 1024)} MB`;
+
+function refreshTexts() {
+  translatePage();
+  $('drop-hint').textContent = t('hint', { size: megabytes(config.max_upload_bytes) });
+  for (const { element, photo } of tiles.values()) fillTile(element, photo);
+}
+
+// ---- uploads ----
+
+function selectedOps() {
+  const ops = [];
+  const rotate = document.querySelector('input[name=rotate]:checked').value;
+  if (rotate) ops.push(rotate);
+  if ($('grayscale').checked) ops.push('grayscale');
+  return ops.join(',');
+}
+
+function uploadRow(name) {
+  const row = document.createElement('li');
+  const label = document.createElement('span');
+  label.textContent = name;
+  const bar = document.createElement('progress');
+  bar.max = 100;
+  bar.value = 0;
+  bar.setAttribute('aria-label', `${t('uploading')}: ${name}`);
+  row.append(label, bar);
+  $('uploads').prepend(row);
+  return { row, bar };
+}
+
+function showError(row, message) {
+  row.className = 'error';
+  row.replaceChildren(document.createTextNode(message));
+}
+
+function upload(file) {
+  const { row, bar } = uploadRow(file.name);
+  if (!config.accepted_types.includes(file.type)) return showError(row, t('badType', { name: file.name }));
+  if (file.size > config.max_upload_bytes) {
+    return showError(row, t('tooBig', { name: file.name, size: megabytes(config.max_upload_bytes) }));
+  }
+  const form = new FormData();
+  const ops = selectedOps();
+  if (ops) form.append('ops', ops);
+  if ($('notify-email').value.trim()) form.append('notify_email', $('notify-email').value.trim());
+  if ($('notify-telegram').value.trim()) form.append('notify_telegram', $('notify-telegram').value.trim());
+  form.append('file', file, file.name);
+  const request = new XMLHttpRequest();
+  request.open('POST', '/api/photos');
+  request.responseType = 'json';
+  request.upload.addEventListener('progress', (event) => {
+    if (event.lengthComputable) bar.value = Math.round((event.loaded / event.total) * 100);
+  });
+  request.addEventListener('load', () => {
+    const body = request.response || {};
+    if (request.status === 202) {
+      bar.value = 100;
+      for (const photo of body.photos || []) fetchPhoto(photo.id);
+      setTimeout(() => row.remove(), 4000);
+    } else {
+      showError(row, t('uploadFailed', { name: file.name, error: body.error || request.statusText }));
+    }
+  });
+  request.addEventListener('error', () => showError(row, t('uploadFailed', { name: file.name, error: t('networkError') })));
+  request.send(form);
+}
+
+function uploadAll(files) {
+  for (const file of files) upload(file);
+}
+
+// ---- gallery grid ----
+
+function fillTile(element, photo) {
+  const button = element.firstElementChild;
+  button.replaceChildren();
+  const thumb = photo.variants && photo.variants.thumb;
+  if (thumb) {
+    const img = document.createElement('img');
+    img.src = thumb.url;
+    img.alt = photo.filename;
+    img.loading = 'lazy';
+    button.append(img);
+  } else {
+    const placeholder = document.createElement('span');
+    placeholder.className = 'placeholder';
+    button.append(placeholder);
+  }
+  const name = document.createElement('span');
+  name.className = 'name';
+  name.textContent = photo.filename;
+  const badge = document.createElement('span');
+  badge.className = `badge ${photo.status}`;
+  badge.textContent = t(photo.status);
+  if (photo.error) badge.title = photo.error;
+  button.append(name, badge);
+  button.setAttribute('aria-label', `${t('open', { name: photo.filename })} (${t(photo.status)})`);
+  element.dataset.status = photo.status;
+}
+
+function showPhoto(photo, { newest } = {}) {
+  let tile = tiles.get(photo.id);
+  if (!tile) {
+    const element = document.createElement('li');
+    element.className = 'tile';
+    element.dataset.id = photo.id;
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.addEventListener('click', () => openLightbox(photo.id));
+    element.append(button);
+    tile = { element, photo };
+    tiles.set(photo.id, tile);
+    const grid = $('grid');
+    if (newest) {
+      // Keep newest first: ids are time-ordered, so insert before the first older one.
+      const older = [...grid.children].find((child) => child.dataset.id < photo.id);
+      grid.insertBefore(element, older || null);
+    } else {
+      grid.append(element);
+    }
+  }
+  tile.photo = photo;
+  fillTile(tile.element, photo);
+  $('empty').hidden = tiles.size > 0;
+}
+
+async function fetchPhoto(id) {
+  const response = await fetch(`/api/photos/${encodeURIComponent(id)}`);
+  if (response.ok) showPhoto(await response.json(), { newest: true });
+}
+
+async function loadMore() {
+  if (loading || exhausted) return;
+  loading = true;
+  try {
+    const query = cursor ? `?limit=30&cursor=${encodeURIComponent(cursor)}` : '?limit=30';
+    const response = await fetch(`/api/photos${query}`);
+    if (!response.ok) return;
+    const page = await response.json();
+    for (const photo of page.photos) showPhoto(photo);
+    cursor = page.next_cursor;
+    exhausted = !cursor;
+    $('empty').hidden = tiles.size > 0;
+  } finally {
+    loading = false;
+  }
+}
+
+async function reloadFirstPage() {
+  const response = await fetch('/api/photos?limit=30');
+  if (!response.ok) return;
+  for (const photo of (await response.json()).photos) showPhoto(photo, { newest: true });
+}
+
+function removePhoto(id) {
+  const tile = tiles.get(id);
+  if (tile) tile.element.remove();
+  tiles.delete(id);
+  $('empty').hidden = tiles.size > 0;
+}
+
+// ---- live updates ----
+
+function listen() {
+  const events = new EventSource('/api/events');
+  let opened = false;
+  events.addEventListener('open', () => {
+    // After a reconnect, catch up on what happened while away.
+    if (opened) reloadFirstPage();
+    opened = true;
+  });
+  events.addEventListener('photo', (message) => {
+    const { type, photo } = JSON.parse(message.data);
+    if (type === 'photo.deleted') removePhoto(photo.id);
+    else showPhoto(photo, { newest: true });
+  });
+  events.addEventListener('resync', () => reloadFirstPage());
+}
+
+// ---- lightbox ----
+
+let shownId = null;
+
+function openLightbox(id) {
+  const { photo } = tiles.get(id) || {};
+  if (!photo) return;
+  shownId = id;
+  $('lightbox-title').textContent = photo.filename;
+  const preview = photo.variants && photo.variants.preview;
+  const image = $('lightbox-image');
+  image.hidden = !preview;
+  if (preview) {
+    image.src = preview.url;
+    image.alt = photo.filename;
+  }
+  const details = [`${photo.width}×${photo.height}`, t(photo.status)];
+  if (photo.error) details.push(photo.error);
+  $('lightbox-info').textContent = details.join(' · ');
+  $('lightbox-download').href = photo.original_url;
+  $('lightbox-download').setAttribute('download', photo.filename);
+  $('lightbox').showModal();
+}
+
+async function deleteShown() {
+  const { photo } = tiles.get(shownId) || {};
+  if (!photo || !window.confirm(t('confirmDelete', { name: photo.filename }))) return;
+  const response = await fetch(`/api/photos/${encodeURIComponent(photo.id)}`, { method: 'DELETE' });
+  if (response.status === 204 || response.status === 404) {
+    removePhoto(photo.id);
+    $('lightbox').close();
+  }
+}
+
+// ---- start ----
+
+async function start() {
+  $('lang').value = language();
+  $('lang').addEventListener('change', (event) => {
+    setLanguage(event.target.value);
+    refreshTexts();
+  });
+  try {
+    const response = await fetch('/api/config');
+    if (response.ok) config = await response.json();
+  } catch {
+    // Keep the defaults: the server checks everything again anyway.
+  }
+  refreshTexts();
+
+  const drop = $('drop');
+  const picker = $('files');
+  picker.addEventListener('change', () => {
+    uploadAll(picker.files);
+    picker.value = '';
+  });
+  drop.addEventListener('click', (event) => { if (event.target !== picker) picker.click(); });
+  drop.addEventListener('keydown', (event) => {
+    if (event.key === 'Enter' || event.key === ' ') { event.preventDefault(); picker.click(); }
+  });
+  drop.addEventListener('dragover', (event) => { event.preventDefault(); drop.classList.add('over'); });
+  drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+  drop.addEventListener('drop', (event) => {
+    event.preventDefault();
+    drop.classList.remove('over');
+    uploadAll(event.dataTransfer.files);
+  });
+
+  $('lightbox-close').addEventListener('click', () => $('lightbox').close());
+  $('lightbox-delete').addEventListener('click', deleteShown);
+  $('lightbox').addEventListener('close', () => {
+    const tile = tiles.get(shownId);
+    if (tile) tile.element.firstElementChild.focus();
+  });
+
+  listen();
+  await loadMore();
+  new IntersectionObserver((entries) => {
+    if (entries.some((entry) => entry.isIntersecting)) loadMore();
+  }).observe($('more'));
+}
+
+start();

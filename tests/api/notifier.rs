@@ -1,0 +1,367 @@
+//! The notifier role against a real SMTP server (aiosmtpd) and loopback HTTP servers standing
+//! in for Telegram's API and a webhook receiver: exact messages, recipients, signatures,
+//! retries, and nothing lost while the notifier is down.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use gallery::notifier::channels::Webhook;
+use gallery::notifier::message::Lang;
+use gallery::notifier::{self, NotifierConfig};
+use gallery::queue::{Listener, NOTIFY_LISTENER};
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::helpers::{jpeg_fixture, spawn_app, BackendSet, TestApp};
+
+#[derive(Clone, Debug)]
+struct Received {
+    path: String,
+    headers: HashMap<String, String>,
+    body: Vec<u8>,
+}
+
+/// A loopback HTTP server that records what it is sent, after refusing the first `fail_first`.
+#[derive(Clone, Default)]
+struct Recorder {
+    received: Arc<Mutex<Vec<Received>>>,
+    attempts: Arc<AtomicUsize>,
+    fail_first: usize,
+    url: String,
+}
+
+impl Recorder {
+    async fn start(fail_first: usize) -> Recorder {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let recorder = Recorder {
+            fail_first,
+            url,
+            ..Default::default()
+        };
+        let shared = recorder.clone();
+        let server = HttpServer::new(move || {
+            let shared = shared.clone();
+            App::new().default_service(web::to(move |request: HttpRequest, body: web::Bytes| {
+                let shared = shared.clone();
+                async move {
+                    if shared.attempts.fetch_add(1, Ordering::SeqCst) < shared.fail_first {
+                        return HttpResponse::InternalServerError().finish();
+                    }
+                    let headers = request
+                        .headers()
+                        .iter()
+                        .map(|(k, v)| {
+                            (
+                                k.as_str().to_owned(),
+                                v.to_str().unwrap_or_default().to_owned(),
+                            )
+                        })
+                        .collect();
+                    let received = Received {
+                        path: request.path().to_owned(),
+                        headers,
+                        body: body.to_vec(),
+                    };
+                    shared.received.lock().expect("lock").push(received);
+                    HttpResponse::Ok().json(serde_json::json!({"ok": true}))
+                }
+            }))
+        })
+        .workers(1)
+        .listen(listener)
+        .expect("listen")
+        .run();
+        tokio::spawn(server);
+        recorder
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.received.lock().expect("lock").clone()
+    }
+}
+
+/// Debian's Python, where `make test-deps` installs aiosmtpd (a pyenv `python3` earlier on
+/// PATH would not have it); `GALLERY_TEST_PYTHON` picks another.
+fn python() -> String {
+    std::env::var("GALLERY_TEST_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into())
+}
+
+/// aiosmtpd writing every mail it accepts into a Maildir.
+struct Smtp {
+    process: Child,
+    port: u16,
+    maildir: PathBuf,
+}
+
+impl Smtp {
+    fn start() -> Smtp {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let maildir =
+            std::env::temp_dir().join(format!("gallery-mail-{}", uuid::Uuid::new_v4().simple()));
+        let process = Command::new(python())
+            .args([
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &format!("127.0.0.1:{port}"),
+                "-c",
+                "aiosmtpd.handlers.Mailbox",
+            ])
+            .arg(&maildir)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("python3 runs");
+        let smtp = Smtp {
+            process,
+            port,
+            maildir,
+        };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return smtp;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "aiosmtpd did not start: run `make test-deps` (it installs Debian's python3-aiosmtpd)"
+        );
+    }
+
+    /// Every mail received, parsed by Python's email package: (to, subject, text body).
+    fn mails(&self) -> Vec<(String, String, String)> {
+        let Ok(entries) = std::fs::read_dir(self.maildir.join("new")) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(Result::ok)
+            .map(|entry| {
+                let script = "import email,sys\nm=email.message_from_bytes(open(sys.argv[1],'rb').read())\n\
+                              print(m['To']);print(m['Subject']);print(m.get_payload(decode=True).decode().strip())";
+                let output = Command::new(python()).args(["-c", script]).arg(entry.path()).output().expect("python3");
+                let text = String::from_utf8_lossy(&output.stdout).into_owned();
+                let mut lines = text.splitn(3, '\n');
+                let mut next = || lines.next().unwrap_or_default().trim().to_owned();
+                (next(), next(), next())
+            })
+            .collect()
+    }
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+        let _ = std::fs::remove_dir_all(&self.maildir);
+    }
+}
+
+fn config(
+    smtp: Option<&Smtp>,
+    telegram: Option<&Recorder>,
+    webhook: Option<&Recorder>,
+    lang: Lang,
+) -> NotifierConfig {
+    NotifierConfig {
+        smtp_url: smtp.map(|s| format!("smtp://127.0.0.1:{}", s.port)),
+        smtp_from: Some("gallery@example.com".into()),
+        telegram_token: telegram.map(|_| "TOKEN123".into()),
+        telegram_api: telegram.map(|t| t.url.clone()).unwrap_or_default(),
+        webhook_url: webhook.map(|w| format!("{}/hooks/gallery", w.url)),
+        webhook_secret: Some("s3cret".into()),
+        default_email: None,
+        default_telegram: None,
+        lang,
+        attempts: 4,
+        retry_delay: Duration::from_millis(50),
+    }
+}
+
+fn start_notifier(app: &TestApp, config: NotifierConfig) -> watch::Sender<bool> {
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(notifier::run(app.backends.clone(), config, stopped));
+    stop
+}
+
+async fn upload_with_targets(app: &TestApp, ops: &str) -> String {
+    let form = reqwest::multipart::Form::new()
+        .text("ops", ops.to_owned())
+        .text("notify_email", "ana@example.com")
+        .text("notify_telegram", "4242")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(jpeg_fixture(400, 300)).file_name("perfil.jpg"),
+        );
+    let response = app
+        .client
+        .post(app.url("/api/photos"))
+        .multipart(form)
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(response.status(), 202);
+    let body: Value = response.json().await.expect("json");
+    body["photos"][0]["id"].as_str().expect("id").to_owned()
+}
+
+async fn eventually<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    for _ in 0..400 {
+        if let Some(value) = probe() {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what} never happened");
+}
+
+async fn a_finished_photo_is_announced_by_mail_telegram_and_signed_webhook(set: BackendSet) {
+    let app = spawn_app(set).await;
+    let smtp = Smtp::start();
+    let telegram = Recorder::start(0).await;
+    let webhook = Recorder::start(0).await;
+    let _stop = start_notifier(
+        &app,
+        config(Some(&smtp), Some(&telegram), Some(&webhook), Lang::En),
+    );
+    let id = upload_with_targets(&app, "rotate90,grayscale").await;
+    assert_eq!(app.wait_done(&id).await["status"], "done");
+    let expected = "perfil.jpg was rotated 90° and converted to black and white. \
+                    Resized versions (thumbnail and preview) are ready.";
+
+    let mails = eventually("the e-mail", || {
+        Some(smtp.mails()).filter(|m| !m.is_empty())
+    })
+    .await;
+    assert_eq!(
+        mails,
+        vec![(
+            "ana@example.com".to_owned(),
+            "Photo ready: perfil.jpg".to_owned(),
+            expected.to_owned()
+        )]
+    );
+
+    let sent = eventually("the Telegram message", || {
+        Some(telegram.received()).filter(|r| !r.is_empty())
+    })
+    .await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].path, "/botTOKEN123/sendMessage");
+    let body: Value = serde_json::from_slice(&sent[0].body).expect("json");
+    assert_eq!(
+        body,
+        serde_json::json!({"chat_id": "4242", "text": expected})
+    );
+
+    let hooks = eventually("the webhook", || {
+        Some(webhook.received()).filter(|r| !r.is_empty())
+    })
+    .await;
+    assert_eq!(hooks[0].path, "/hooks/gallery");
+    assert_eq!(
+        hooks[0].headers["x-gallery-signature"],
+        Webhook::sign(b"s3cret", &hooks[0].body)
+    );
+    assert_ne!(
+        hooks[0].headers["x-gallery-signature"],
+        Webhook::sign(b"wrong", &hooks[0].body)
+    );
+    let body: Value = serde_json::from_slice(&hooks[0].body).expect("json");
+    assert_eq!(body["type"], "photo.done");
+    assert_eq!(body["photo"]["id"], id);
+    assert_eq!(body["photo"]["filename"], "perfil.jpg");
+    assert_eq!(body["message"], expected);
+}
+
+async fn events_wait_for_a_notifier_that_is_down_and_failing_receivers_get_one_message(
+    set: BackendSet,
+) {
+    let app = spawn_app(set).await;
+    // The notifier has subscribed once (its durable queue exists) and is down now: the photo
+    // finishes and its event waits.
+    let subscription = app
+        .backends
+        .queue
+        .subscribe_events(Listener::Durable {
+            name: NOTIFY_LISTENER.into(),
+        })
+        .await
+        .expect("subscribe");
+    drop(subscription);
+    let id = upload_with_targets(&app, "rotate180").await;
+    assert_eq!(app.wait_done(&id).await["status"], "done");
+    let webhook = Recorder::start(2).await;
+    let telegram = Recorder::start(0).await;
+    let _stop = start_notifier(
+        &app,
+        config(None, Some(&telegram), Some(&webhook), Lang::PtBr),
+    );
+
+    let hooks = eventually("the webhook", || {
+        Some(webhook.received()).filter(|r| !r.is_empty())
+    })
+    .await;
+    let message = "O arquivo perfil.jpg foi rotacionado 180°. \
+                   As versões redimensionadas (miniatura e prévia) estão prontas.";
+    let body: Value = serde_json::from_slice(&hooks[0].body).expect("json");
+    assert_eq!(body["message"], message);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        webhook.attempts.load(Ordering::SeqCst),
+        3,
+        "two refusals, then one delivery"
+    );
+    assert_eq!(webhook.received().len(), 1, "delivered once");
+    assert_eq!(
+        telegram.received().len(),
+        1,
+        "a channel that worked is not sent again"
+    );
+    assert_eq!(app.queue_depth(".notify").await, 0, "the event was acked");
+}
+
+async fn an_event_whose_receiver_keeps_failing_is_dead_lettered(set: BackendSet) {
+    let app = spawn_app(set).await;
+    let webhook = Recorder::start(usize::MAX).await;
+    let _stop = start_notifier(&app, config(None, None, Some(&webhook), Lang::En));
+    let id = upload_with_targets(&app, "grayscale").await;
+    assert_eq!(app.wait_done(&id).await["status"], "done");
+    for _ in 0..200 {
+        if app.queue_depth(".notify.dead").await == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        app.queue_depth(".notify.dead").await,
+        1,
+        "parked for a person to look at"
+    );
+    assert_eq!(
+        app.queue_depth(".notify").await,
+        0,
+        "not redelivered forever"
+    );
+    assert_eq!(
+        webhook.attempts.load(Ordering::SeqCst),
+        4,
+        "tried as often as configured"
+    );
+    assert!(webhook.received().is_empty());
+}
+
+on_both_backends!(
+    a_finished_photo_is_announced_by_mail_telegram_and_signed_webhook,
+    events_wait_for_a_notifier_that_is_down_and_failing_receivers_get_one_message,
+    an_event_whose_receiver_keeps_failing_is_dead_lettered,
+);
