@@ -1,0 +1,507 @@
+//! `JobQueue` in an embedded ACID store (redb), for `gallery serve` without RabbitMQ. Jobs,
+//! dead jobs and the events kept for durable listeners are rows of one table keyed by
+//! (queue, sequence number), each with the time it becomes ready. A delivered row stays in
+//! the table, leased in memory, until it is settled: if the process dies, the lease dies with
+//! it and the row is delivered again after restart. Live events go through a broadcast
+//! channel and are not kept.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, Context};
+use async_trait::async_trait;
+use redb::{Database, ReadableTable, TableDefinition, WriteTransaction};
+use tokio::sync::{broadcast, Notify, OwnedSemaphorePermit, Semaphore};
+
+use super::{
+    Delivery, EventDelivery, EventStream, JobQueue, JobStream, Listener, Settle, SettleEvent,
+};
+use crate::domain::{Event, EventKind, Job};
+
+/// (queue, sequence number) → ready-at (ms since the epoch, 8 bytes big-endian) ++ body.
+const MESSAGES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("messages");
+/// The last sequence number handed out.
+const SEQUENCE: TableDefinition<&str, u64> = TableDefinition::new("sequence");
+/// Durable listeners seen so far: finished photos' events are kept for each of them.
+const LISTENERS: TableDefinition<&str, u64> = TableDefinition::new("listeners");
+
+const JOBS: &str = "jobs";
+
+fn listener_queue(name: &str) -> String {
+    format!("events.{name}")
+}
+
+fn dead(queue: &str) -> String {
+    format!("{queue}.dead")
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
+
+pub struct EmbeddedQueue {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    db: Database,
+    /// Rows delivered and not yet settled: (queue, sequence number).
+    leased: Mutex<HashSet<(String, u64)>>,
+    /// Woken whenever a row may have become available.
+    wake: Notify,
+    live: broadcast::Sender<Event>,
+    listeners: Mutex<Vec<String>>,
+}
+
+/// What becomes of a settled row.
+enum Then {
+    Remove,
+    MoveTo(String),
+    Replace { body: Vec<u8>, delay: Duration },
+}
+
+enum Claim {
+    Got {
+        seq: u64,
+        body: Vec<u8>,
+    },
+    /// Nothing ready; the earliest row not yet ready is due after this long.
+    Wait(Option<Duration>),
+}
+
+impl Shared {
+    fn push(
+        txn: &WriteTransaction,
+        queue: &str,
+        body: &[u8],
+        delay: Duration,
+    ) -> anyhow::Result<()> {
+        let seq = {
+            let mut sequence = txn.open_table(SEQUENCE)?;
+            let next = sequence.get("seq")?.map_or(0, |last| last.value()) + 1;
+            sequence.insert("seq", next)?;
+            next
+        };
+        let ready_at = now_ms() + delay.as_millis() as u64;
+        let mut row = ready_at.to_be_bytes().to_vec();
+        row.extend_from_slice(body);
+        txn.open_table(MESSAGES)?
+            .insert((queue, seq), row.as_slice())?;
+        Ok(())
+    }
+
+    fn enqueue(&self, queues: &[&str], body: &[u8]) -> anyhow::Result<()> {
+        let txn = self.db.begin_write()?;
+        for queue in queues {
+            Self::push(&txn, queue, body, Duration::ZERO)?;
+        }
+        txn.commit()?;
+        self.wake.notify_waiters();
+        Ok(())
+    }
+
+    /// Leases the oldest ready row of `queue` that nobody holds.
+    fn claim(&self, queue: &str) -> anyhow::Result<Claim> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(MESSAGES)?;
+        let now = now_ms();
+        let mut leased = self
+            .leased
+            .lock()
+            .map_err(|_| anyhow!("lease table poisoned"))?;
+        let mut earliest: Option<u64> = None;
+        for row in table.range((queue, 0)..=(queue, u64::MAX))? {
+            let (key, value) = row?;
+            let seq = key.value().1;
+            if leased.contains(&(queue.to_owned(), seq)) {
+                continue;
+            }
+            let value = value.value();
+            let (ready_at, body) = value.split_at(8.min(value.len()));
+            let ready_at = u64::from_be_bytes(ready_at.try_into().unwrap_or([0; 8]));
+            if ready_at <= now {
+                leased.insert((queue.to_owned(), seq));
+                return Ok(Claim::Got {
+                    seq,
+                    body: body.to_vec(),
+                });
+            }
+            earliest = Some(earliest.map_or(ready_at, |e| e.min(ready_at)));
+        }
+        Ok(Claim::Wait(
+            earliest.map(|at| Duration::from_millis(at.saturating_sub(now))),
+        ))
+    }
+
+    fn settle(&self, queue: &str, seq: u64, then: Then) -> anyhow::Result<()> {
+        let txn = self.db.begin_write()?;
+        let row = txn
+            .open_table(MESSAGES)?
+            .remove((queue, seq))?
+            .map(|row| row.value().to_vec());
+        if let Some(row) = row {
+            match then {
+                Then::Remove => {}
+                Then::MoveTo(target) => Self::push(
+                    &txn,
+                    &target,
+                    row.get(8..).unwrap_or_default(),
+                    Duration::ZERO,
+                )?,
+                Then::Replace { body, delay } => Self::push(&txn, queue, &body, delay)?,
+            }
+        }
+        txn.commit()?;
+        self.release(queue, seq);
+        Ok(())
+    }
+
+    fn release(&self, queue: &str, seq: u64) {
+        if let Ok(mut leased) = self.leased.lock() {
+            leased.remove(&(queue.to_owned(), seq));
+        }
+        self.wake.notify_waiters();
+    }
+}
+
+impl EmbeddedQueue {
+    /// Opens (or creates) the store at `path`. Only one process can hold it.
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
+        let db = Database::create(path)
+            .with_context(|| format!("cannot open the job queue {}", path.display()))?;
+        let txn = db.begin_write()?;
+        txn.open_table(MESSAGES)?;
+        txn.open_table(SEQUENCE)?;
+        let listeners = txn
+            .open_table(LISTENERS)?
+            .iter()?
+            .map(|row| row.map(|(name, _)| name.value().to_owned()))
+            .collect::<Result<Vec<_>, _>>()?;
+        txn.commit()?;
+        let (live, _) = broadcast::channel(1024);
+        Ok(EmbeddedQueue {
+            shared: Arc::new(Shared {
+                db,
+                leased: Mutex::default(),
+                wake: Notify::new(),
+                live,
+                listeners: Mutex::new(listeners),
+            }),
+        })
+    }
+
+    /// Rows waiting in `queue` (leased or not): `jobs`, `jobs.dead`, `events.NAME`, ….
+    pub async fn depth(&self, queue: &str) -> anyhow::Result<usize> {
+        let queue = queue.to_owned();
+        self.blocking(move |shared| {
+            let txn = shared.db.begin_read()?;
+            let table = txn.open_table(MESSAGES)?;
+            let count = table
+                .range((queue.as_str(), 0)..=(queue.as_str(), u64::MAX))?
+                .count();
+            Ok(count)
+        })
+        .await
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Shared) -> anyhow::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        blocking(&self.shared, work).await
+    }
+
+    fn receiver(&self, queue: String, prefetch: Option<u16>) -> Receiver {
+        Receiver {
+            shared: self.shared.clone(),
+            queue,
+            permits: prefetch.map(|n| Arc::new(Semaphore::new(usize::from(n.max(1))))),
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    shared: &Arc<Shared>,
+    work: impl FnOnce(&Shared) -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    let shared = shared.clone();
+    tokio::task::spawn_blocking(move || work(&shared)).await?
+}
+
+/// Hands out the rows of one queue, at most `permits` unsettled at once.
+struct Receiver {
+    shared: Arc<Shared>,
+    queue: String,
+    permits: Option<Arc<Semaphore>>,
+}
+
+impl Receiver {
+    async fn next(&mut self) -> anyhow::Result<(Lease, Vec<u8>)> {
+        let permit = match &self.permits {
+            Some(permits) => Some(permits.clone().acquire_owned().await?),
+            None => None,
+        };
+        loop {
+            // Registered before looking, so a row added meanwhile still wakes us.
+            let woken = self.shared.wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            let queue = self.queue.clone();
+            let claim = blocking(&self.shared, move |shared| shared.claim(&queue)).await?;
+            let wait = match claim {
+                Claim::Got { seq, body } => {
+                    let lease = Lease {
+                        shared: self.shared.clone(),
+                        queue: self.queue.clone(),
+                        seq,
+                        settled: AtomicBool::new(false),
+                        _permit: permit,
+                    };
+                    return Ok((lease, body));
+                }
+                Claim::Wait(due) => due.unwrap_or(Duration::from_secs(60)),
+            };
+            tokio::select! {
+                _ = woken => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+}
+
+/// One delivered row. Dropped unsettled (its handler died), the row is free to go again.
+struct Lease {
+    shared: Arc<Shared>,
+    queue: String,
+    seq: u64,
+    settled: AtomicBool,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Lease {
+    async fn settle(&self, then: Then) -> anyhow::Result<()> {
+        let (queue, seq) = (self.queue.clone(), self.seq);
+        blocking(&self.shared, move |shared| shared.settle(&queue, seq, then)).await?;
+        self.settled.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if !self.settled.load(Ordering::SeqCst) {
+            self.shared.release(&self.queue, self.seq);
+        }
+    }
+}
+
+#[async_trait]
+impl Settle for Lease {
+    async fn ack(&self) -> anyhow::Result<()> {
+        self.settle(Then::Remove).await
+    }
+
+    async fn retry(&self, next: &Job, delay: Duration) -> anyhow::Result<()> {
+        let body = serde_json::to_vec(next)?;
+        self.settle(Then::Replace { body, delay }).await
+    }
+
+    async fn dead_letter(&self) -> anyhow::Result<()> {
+        self.settle(Then::MoveTo(dead(&self.queue))).await
+    }
+}
+
+#[async_trait]
+impl SettleEvent for Lease {
+    async fn ack(&self) -> anyhow::Result<()> {
+        self.settle(Then::Remove).await
+    }
+
+    async fn dead_letter(&self) -> anyhow::Result<()> {
+        self.settle(Then::MoveTo(dead(&self.queue))).await
+    }
+}
+
+struct EmbeddedJobs(Receiver);
+
+#[async_trait]
+impl JobStream for EmbeddedJobs {
+    async fn next(&mut self) -> Option<Delivery> {
+        loop {
+            let (lease, body) = match self.0.next().await {
+                Ok(next) => next,
+                Err(error) => {
+                    tracing::error!("cannot read the job queue: {error:#}");
+                    return None;
+                }
+            };
+            match serde_json::from_slice(&body) {
+                Ok(job) => {
+                    return Some(Delivery {
+                        job,
+                        settle: Box::new(lease),
+                    })
+                }
+                Err(error) => {
+                    tracing::error!("unreadable job dead-lettered: {error}");
+                    if let Err(error) = Settle::dead_letter(&lease).await {
+                        tracing::error!("cannot dead-letter it: {error:#}");
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn close(self: Box<Self>) {}
+}
+
+struct DurableEvents(Receiver);
+
+#[async_trait]
+impl EventStream for DurableEvents {
+    async fn next(&mut self) -> Option<EventDelivery> {
+        loop {
+            let (lease, body) = match self.0.next().await {
+                Ok(next) => next,
+                Err(error) => {
+                    tracing::error!("cannot read the event queue: {error:#}");
+                    return None;
+                }
+            };
+            match serde_json::from_slice(&body) {
+                Ok(event) => {
+                    return Some(EventDelivery {
+                        event,
+                        settle: Box::new(lease),
+                    })
+                }
+                Err(error) => {
+                    tracing::error!("unreadable event dead-lettered: {error}");
+                    if let Err(error) = SettleEvent::dead_letter(&lease).await {
+                        tracing::error!("cannot dead-letter it: {error:#}");
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Live events are only acknowledged by being seen: nothing to settle.
+struct Seen;
+
+#[async_trait]
+impl SettleEvent for Seen {
+    async fn ack(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    async fn dead_letter(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+struct LiveEvents(broadcast::Receiver<Event>);
+
+#[async_trait]
+impl EventStream for LiveEvents {
+    async fn next(&mut self) -> Option<EventDelivery> {
+        loop {
+            match self.0.recv().await {
+                Ok(event) => {
+                    return Some(EventDelivery {
+                        event,
+                        settle: Box::new(Seen),
+                    })
+                }
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "live listener fell behind; events skipped");
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl JobQueue for EmbeddedQueue {
+    async fn prepare(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    async fn check(&self) -> anyhow::Result<()> {
+        self.blocking(|shared| {
+            shared.db.begin_read()?.open_table(MESSAGES)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn publish(&self, job: &Job) -> anyhow::Result<()> {
+        let body = serde_json::to_vec(job)?;
+        self.blocking(move |shared| shared.enqueue(&[JOBS], &body))
+            .await
+    }
+
+    async fn consume(&self, prefetch: u16) -> anyhow::Result<Box<dyn JobStream>> {
+        Ok(Box::new(EmbeddedJobs(
+            self.receiver(JOBS.to_owned(), Some(prefetch)),
+        )))
+    }
+
+    async fn publish_event(&self, event: &Event) -> anyhow::Result<()> {
+        // No live listener is fine: nobody has the page open.
+        let _ = self.shared.live.send(event.clone());
+        if !matches!(event.kind, EventKind::Done | EventKind::Failed) {
+            return Ok(());
+        }
+        let queues: Vec<String> = self
+            .shared
+            .listeners
+            .lock()
+            .map_err(|_| anyhow!("listener list poisoned"))?
+            .iter()
+            .map(|name| listener_queue(name))
+            .collect();
+        if queues.is_empty() {
+            return Ok(());
+        }
+        let body = serde_json::to_vec(event)?;
+        self.blocking(move |shared| {
+            let queues: Vec<&str> = queues.iter().map(String::as_str).collect();
+            shared.enqueue(&queues, &body)
+        })
+        .await
+    }
+
+    async fn subscribe_events(&self, listener: Listener) -> anyhow::Result<Box<dyn EventStream>> {
+        let name = match listener {
+            Listener::Live => return Ok(Box::new(LiveEvents(self.shared.live.subscribe()))),
+            Listener::Durable { name } => name,
+        };
+        let registered = name.clone();
+        self.blocking(move |shared| {
+            let txn = shared.db.begin_write()?;
+            txn.open_table(LISTENERS)?.insert(registered.as_str(), 0)?;
+            txn.commit()?;
+            let mut listeners = shared
+                .listeners
+                .lock()
+                .map_err(|_| anyhow!("listener list poisoned"))?;
+            if !listeners.contains(&registered) {
+                listeners.push(registered);
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(Box::new(DurableEvents(
+            self.receiver(listener_queue(&name), None),
+        )))
+    }
+}

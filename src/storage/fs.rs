@@ -1,0 +1,239 @@
+//! `ObjectStore` on the local filesystem, for `gallery serve` without S3: one file per
+//! object under a root directory. Writes are atomic (temp file, fsync, rename), and every key
+//! maps to a path inside the root, whatever bytes it holds.
+
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use super::{ByteStream, ObjectStore};
+
+/// Longest file name written; longer key segments are replaced by their hash.
+const MAX_NAME: usize = 200;
+
+pub struct FsStore {
+    root: PathBuf,
+    /// Half-written files live here until renamed; encoded names never start with '.'.
+    temp: PathBuf,
+}
+
+impl FsStore {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        let root = root.into();
+        let temp = root.join(".tmp");
+        FsStore { root, temp }
+    }
+
+    /// Where the object with this key lives. Each `/`-separated segment becomes one path
+    /// component: bytes other than `[A-Za-z0-9_-]` and inner dots are percent-encoded, so
+    /// no component is empty, `.`, `..`, hidden, absolute or holds a separator or NUL.
+    pub fn path_of(&self, key: &str) -> PathBuf {
+        let mut path = self.root.clone();
+        for segment in key.split('/') {
+            path.push(encode_segment(segment));
+        }
+        path
+    }
+}
+
+fn encode_segment(segment: &str) -> String {
+    if segment.is_empty() {
+        // '%' alone is never the encoding of anything else ('%' itself becomes "%25").
+        return "%".to_owned();
+    }
+    let mut name = String::with_capacity(segment.len());
+    for (index, byte) in segment.bytes().enumerate() {
+        let keep = byte.is_ascii_alphanumeric()
+            || byte == b'_'
+            || byte == b'-'
+            || (byte == b'.' && index > 0);
+        if keep {
+            name.push(byte as char);
+        } else {
+            name.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    if name.len() > MAX_NAME {
+        // '~' is always encoded above, so a hashed name cannot meet an encoded one.
+        let digest = Sha256::digest(segment.as_bytes());
+        let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+        return format!("~{hex}");
+    }
+    name
+}
+
+fn missing(error: &std::io::Error) -> bool {
+    error.kind() == ErrorKind::NotFound
+}
+
+async fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    tokio::fs::File::open(dir).await?.sync_all().await
+}
+
+#[async_trait]
+impl ObjectStore for FsStore {
+    async fn prepare(&self) -> anyhow::Result<()> {
+        tokio::fs::create_dir_all(&self.temp)
+            .await
+            .with_context(|| format!("cannot create {}", self.temp.display()))?;
+        // Leftovers of writes cut short by a crash: never renamed, so never visible.
+        let mut entries = tokio::fs::read_dir(&self.temp).await?;
+        while let Some(entry) = entries.next_entry().await? {
+            let _ = tokio::fs::remove_file(entry.path()).await;
+        }
+        Ok(())
+    }
+
+    async fn check(&self) -> anyhow::Result<()> {
+        let metadata = tokio::fs::metadata(&self.temp)
+            .await
+            .with_context(|| format!("cannot reach {}", self.root.display()))?;
+        anyhow::ensure!(
+            metadata.is_dir(),
+            "{} is not a directory",
+            self.temp.display()
+        );
+        Ok(())
+    }
+
+    async fn put(&self, key: &str, bytes: Bytes, _content_type: &str) -> anyhow::Result<()> {
+        let path = self.path_of(key);
+        let parent = path.parent().unwrap_or(&self.root).to_owned();
+        tokio::fs::create_dir_all(&parent)
+            .await
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+        let temp = self.temp.join(uuid::Uuid::now_v7().simple().to_string());
+        let written = async {
+            let mut file = tokio::fs::File::create(&temp).await?;
+            file.write_all(&bytes).await?;
+            file.sync_all().await?;
+            drop(file);
+            tokio::fs::rename(&temp, &path).await?;
+            // The rename is durable only once the directory entry is.
+            sync_dir(&parent).await
+        }
+        .await;
+        if let Err(error) = written {
+            let _ = tokio::fs::remove_file(&temp).await;
+            return Err(error).with_context(|| format!("cannot write {}", path.display()));
+        }
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> anyhow::Result<Option<Bytes>> {
+        let path = self.path_of(key);
+        match tokio::fs::read(&path).await {
+            Ok(bytes) => Ok(Some(Bytes::from(bytes))),
+            Err(error) if missing(&error) => Ok(None),
+            Err(error) => Err(error).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+
+    async fn stream(&self, key: &str) -> anyhow::Result<Option<ByteStream>> {
+        let path = self.path_of(key);
+        match tokio::fs::File::open(&path).await {
+            Ok(file) => Ok(Some(tokio_util::io::ReaderStream::new(file).boxed())),
+            Err(error) if missing(&error) => Ok(None),
+            Err(error) => Err(error).with_context(|| format!("cannot open {}", path.display())),
+        }
+    }
+
+    async fn delete(&self, key: &str) -> anyhow::Result<()> {
+        let path = self.path_of(key);
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(error) if missing(&error) => Ok(()),
+            Err(error) => Err(error).with_context(|| format!("cannot delete {}", path.display())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (FsStore, PathBuf) {
+        let root = std::env::temp_dir().join(format!("gallery-fs-{}", uuid::Uuid::now_v7()));
+        (FsStore::new(&root), root)
+    }
+
+    #[test]
+    fn hostile_keys_stay_inside_the_root() {
+        let (store, root) = store();
+        let long = "a".repeat(5000);
+        let keys = [
+            "../../etc/passwd",
+            "/etc/passwd",
+            "a/../../b",
+            "./.hidden",
+            "nul\0byte",
+            "back\\slash",
+            "",
+            "//",
+            "..",
+            long.as_str(),
+        ];
+        for key in keys {
+            let path = store.path_of(key);
+            assert!(path.starts_with(&root), "{key:?} → {}", path.display());
+            let inside = path.strip_prefix(&root).expect("inside");
+            for component in inside.components() {
+                let std::path::Component::Normal(name) = component else {
+                    panic!("{key:?} gave a non-plain component in {}", path.display());
+                };
+                let name = name.to_str().expect("ascii");
+                assert!(!name.starts_with('.'), "{key:?} → hidden {name}");
+                assert!(name.len() <= MAX_NAME + 1, "{key:?} → long name");
+                assert!(!name.contains('\0') && !name.contains('\\'));
+            }
+        }
+    }
+
+    #[test]
+    fn distinct_keys_get_distinct_paths() {
+        let (store, _) = store();
+        let keys = [
+            "a/b", "a%2Fb", "a.b", ".a", "%2Ea", "", "%", "a/", "a//b", "a/%/b", "~",
+        ];
+        let paths: std::collections::BTreeSet<PathBuf> =
+            keys.iter().map(|key| store.path_of(key)).collect();
+        assert_eq!(paths.len(), keys.len());
+        assert_eq!(
+            store.path_of("originals/0192.jpg"),
+            store.root.join("originals").join("0192.jpg")
+        );
+    }
+
+    #[tokio::test]
+    async fn objects_round_trip_and_leave_no_temp_files() -> anyhow::Result<()> {
+        let (store, root) = store();
+        store.prepare().await?;
+        let long = "x".repeat(1000);
+        for key in ["originals/a", "../escape", long.as_str(), "a/b/c.jpg"] {
+            store
+                .put(key, Bytes::from_static(b"hello"), "image/jpeg")
+                .await?;
+            assert_eq!(store.get(key).await?, Some(Bytes::from_static(b"hello")));
+            let mut stream = store.stream(key).await?.expect("stream");
+            let mut streamed = Vec::new();
+            while let Some(chunk) = stream.next().await {
+                streamed.extend_from_slice(&chunk?);
+            }
+            assert_eq!(streamed, b"hello");
+            store.delete(key).await?;
+            assert_eq!(store.get(key).await?, None);
+            store.delete(key).await?;
+        }
+        assert!(!root.parent().expect("parent").join("escape").exists());
+        let temp_left = std::fs::read_dir(root.join(".tmp"))?.count();
+        assert_eq!(temp_left, 0);
+        std::fs::remove_dir_all(&root)?;
+        Ok(())
+    }
+}
