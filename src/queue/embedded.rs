@@ -327,35 +327,42 @@ impl SettleEvent for Lease {
     }
 }
 
-struct EmbeddedJobs(Receiver);
-
-#[async_trait]
-impl JobStream for EmbeddedJobs {
-    async fn next(&mut self) -> Option<Delivery> {
+impl Receiver {
+    /// The next row that reads as a `T`; one that does not is dead-lettered on the spot, as
+    /// retrying cannot make it readable. `None` when the store cannot be read.
+    async fn next_readable<T: serde::de::DeserializeOwned>(&mut self) -> Option<(T, Lease)> {
         loop {
-            let (lease, body) = match self.0.next().await {
+            let (lease, body) = match self.next().await {
                 Ok(next) => next,
                 Err(error) => {
-                    tracing::error!("cannot read the job queue: {error:#}");
+                    tracing::error!(queue = %self.queue, "cannot read the queue: {error:#}");
                     return None;
                 }
             };
             match serde_json::from_slice(&body) {
-                Ok(job) => {
-                    return Some(Delivery {
-                        job,
-                        settle: Box::new(lease),
-                    })
-                }
+                Ok(value) => return Some((value, lease)),
                 Err(error) => {
-                    tracing::error!("unreadable job dead-lettered: {error}");
-                    if let Err(error) = Settle::dead_letter(&lease).await {
+                    tracing::error!(queue = %self.queue, "unreadable message dead-lettered: {error}");
+                    if let Err(error) = lease.settle(Then::MoveTo(dead(&self.queue))).await {
                         tracing::error!("cannot dead-letter it: {error:#}");
                         return None;
                     }
                 }
             }
         }
+    }
+}
+
+struct EmbeddedJobs(Receiver);
+
+#[async_trait]
+impl JobStream for EmbeddedJobs {
+    async fn next(&mut self) -> Option<Delivery> {
+        let (job, lease) = self.0.next_readable().await?;
+        Some(Delivery {
+            job,
+            settle: Box::new(lease),
+        })
     }
 
     async fn close(self: Box<Self>) {}
@@ -366,30 +373,11 @@ struct DurableEvents(Receiver);
 #[async_trait]
 impl EventStream for DurableEvents {
     async fn next(&mut self) -> Option<EventDelivery> {
-        loop {
-            let (lease, body) = match self.0.next().await {
-                Ok(next) => next,
-                Err(error) => {
-                    tracing::error!("cannot read the event queue: {error:#}");
-                    return None;
-                }
-            };
-            match serde_json::from_slice(&body) {
-                Ok(event) => {
-                    return Some(EventDelivery {
-                        event,
-                        settle: Box::new(lease),
-                    })
-                }
-                Err(error) => {
-                    tracing::error!("unreadable event dead-lettered: {error}");
-                    if let Err(error) = SettleEvent::dead_letter(&lease).await {
-                        tracing::error!("cannot dead-letter it: {error:#}");
-                        return None;
-                    }
-                }
-            }
-        }
+        let (event, lease) = self.0.next_readable().await?;
+        Some(EventDelivery {
+            event,
+            settle: Box::new(lease),
+        })
     }
 }
 

@@ -78,19 +78,10 @@ async fn a_page_sees_every_status_change_in_order_as_it_happens(set: BackendSet)
 
 async fn notification_targets_are_checked_at_upload(set: BackendSet) {
     let app = spawn_app(set).await;
-    let form = reqwest::multipart::Form::new()
-        .text("notify_email", "not-an-address")
-        .part(
-            "file",
-            reqwest::multipart::Part::bytes(jpeg_fixture(20, 20)).file_name("a.jpg"),
-        );
+    let file = [("a.jpg", jpeg_fixture(20, 20))];
     let response = app
-        .client
-        .post(app.url("/api/photos"))
-        .multipart(form)
-        .send()
-        .await
-        .expect("post");
+        .upload_with(&[("notify_email", "not-an-address")], &file)
+        .await;
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["code"], "bad_notify");
@@ -98,20 +89,11 @@ async fn notification_targets_are_checked_at_upload(set: BackendSet) {
         .as_str()
         .is_some_and(|e| e.contains("not-an-address")));
 
-    let form = reqwest::multipart::Form::new()
-        .text("notify_email", "ana@example.com")
-        .text("notify_telegram", "123456")
-        .part(
-            "file",
-            reqwest::multipart::Part::bytes(jpeg_fixture(20, 20)).file_name("a.jpg"),
-        );
-    let response = app
-        .client
-        .post(app.url("/api/photos"))
-        .multipart(form)
-        .send()
-        .await
-        .expect("post");
+    let targets = [
+        ("notify_email", "ana@example.com"),
+        ("notify_telegram", "123456"),
+    ];
+    let response = app.upload_with(&targets, &file).await;
     assert_eq!(response.status(), 202);
     let body: Value = response.json().await.expect("json");
     let id = body["photos"][0]["id"].as_str().expect("id");

@@ -263,9 +263,19 @@ impl Api {
 
     /// Uploads files (name, bytes) with an optional `ops` field.
     pub async fn upload(&self, files: &[(&str, Vec<u8>)], ops: Option<&str>) -> reqwest::Response {
+        let fields: Vec<(&str, &str)> = ops.map(|ops| ("ops", ops)).into_iter().collect();
+        self.upload_with(&fields, files).await
+    }
+
+    /// Uploads files (name, bytes) with form fields (`ops`, `notify_email`, ...).
+    pub async fn upload_with(
+        &self,
+        fields: &[(&str, &str)],
+        files: &[(&str, Vec<u8>)],
+    ) -> reqwest::Response {
         let mut form = reqwest::multipart::Form::new();
-        if let Some(ops) = ops {
-            form = form.text("ops", ops.to_owned());
+        for (name, value) in fields {
+            form = form.text(name.to_string(), value.to_string());
         }
         for (name, bytes) in files {
             form = form.part(
@@ -279,6 +289,18 @@ impl Api {
             .send()
             .await
             .expect("upload request")
+    }
+
+    /// `GET /api/photos{query}`, which must answer 200.
+    pub async fn list(&self, query: &str) -> Value {
+        let response = self
+            .client
+            .get(self.url(&format!("/api/photos{query}")))
+            .send()
+            .await
+            .expect("list");
+        assert_eq!(response.status(), 200, "listing {query}");
+        response.json().await.expect("json")
     }
 
     /// Uploads one file that must be accepted; returns its id.
@@ -367,25 +389,7 @@ impl TestApp {
     /// Keys of every object in this test's bucket (or data dir), sorted.
     pub async fn object_keys(&self) -> Vec<String> {
         let Some(endpoint) = self.settings.s3_endpoint.clone() else {
-            let root = self.settings.data_dir.join("objects");
-            let mut keys = Vec::new();
-            let mut pending = vec![root.clone()];
-            while let Some(dir) = pending.pop() {
-                for entry in std::fs::read_dir(&dir).expect("read data dir") {
-                    let path = entry.expect("entry").path();
-                    if path.is_dir() {
-                        // Half-written files wait in .tmp: they are not objects.
-                        if path != root.join(".tmp") {
-                            pending.push(path);
-                        }
-                    } else {
-                        let key = path.strip_prefix(&root).expect("inside");
-                        keys.push(key.to_string_lossy().into_owned());
-                    }
-                }
-            }
-            keys.sort();
-            return keys;
+            return stored_files(&self.settings.data_dir);
         };
         let bucket = s3::Bucket::new(
             &self.settings.s3_bucket,
@@ -435,6 +439,30 @@ impl TestApp {
             .spawn()
             .expect("start gallery worker")
     }
+}
+
+/// The keys of the objects the embedded storage holds under `data_dir`, sorted (half-written
+/// files waiting in `.tmp` are not objects).
+pub fn stored_files(data_dir: &std::path::Path) -> Vec<String> {
+    let root = data_dir.join("objects");
+    let mut keys = Vec::new();
+    let mut pending = vec![root.clone()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() && path != root.join(".tmp") {
+                pending.push(path);
+            } else if path.is_file() {
+                let key = path.strip_prefix(&root).expect("inside");
+                keys.push(key.to_string_lossy().into_owned());
+            }
+        }
+    }
+    keys.sort();
+    keys
 }
 
 /// Sends a signal (`TERM`, `KILL`, ...) to a child process.

@@ -194,21 +194,14 @@ fn start_notifier(app: &TestApp, config: NotifierConfig) -> watch::Sender<bool> 
 }
 
 async fn upload_with_targets(app: &TestApp, ops: &str) -> String {
-    let form = reqwest::multipart::Form::new()
-        .text("ops", ops.to_owned())
-        .text("notify_email", "ana@example.com")
-        .text("notify_telegram", "4242")
-        .part(
-            "file",
-            reqwest::multipart::Part::bytes(jpeg_fixture(400, 300)).file_name("perfil.jpg"),
-        );
+    let fields = [
+        ("ops", ops),
+        ("notify_email", "ana@example.com"),
+        ("notify_telegram", "4242"),
+    ];
     let response = app
-        .client
-        .post(app.url("/api/photos"))
-        .multipart(form)
-        .send()
-        .await
-        .expect("upload");
+        .upload_with(&fields, &[("perfil.jpg", jpeg_fixture(400, 300))])
+        .await;
     assert_eq!(response.status(), 202);
     let body: Value = response.json().await.expect("json");
     body["photos"][0]["id"].as_str().expect("id").to_owned()

@@ -135,15 +135,7 @@ async fn delete_removes_objects_and_metadata(set: BackendSet) {
         .await
         .expect("get");
     assert_eq!(response.status(), 404);
-    let listed: Value = app
-        .client
-        .get(app.url("/api/photos"))
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let listed = app.list("").await;
     assert_eq!(listed["photos"], serde_json::json!([]));
 
     let response = app

@@ -4,14 +4,15 @@
 
 use std::collections::BTreeSet;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::helpers::{
-    jpeg_fixture, signal, spawn_web_only_with, temp_data_dir, wait_exit, Api, BackendSet,
+    jpeg_fixture, signal, spawn_web_only_with, stored_files, temp_data_dir, wait_exit, Api,
+    BackendSet,
 };
 
 /// A `gallery serve` child process and the address it answers on.
@@ -75,42 +76,12 @@ async fn serve(data_dir: &Path, env: &[(&str, String)]) -> Served {
 }
 
 async fn listed_ids(api: &Api) -> Vec<String> {
-    let body: Value = api
-        .client
-        .get(api.url("/api/photos?limit=100"))
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
-    body["photos"]
+    api.list("?limit=100").await["photos"]
         .as_array()
         .expect("photos")
         .iter()
         .map(|photo| photo["id"].as_str().expect("id").to_owned())
         .collect()
-}
-
-/// Every object file under the data dir (temp files excluded).
-fn stored_files(data_dir: &Path) -> BTreeSet<PathBuf> {
-    let root = data_dir.join("objects");
-    let mut files = BTreeSet::new();
-    let mut pending = vec![root.clone()];
-    while let Some(dir) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() && path != root.join(".tmp") {
-                pending.push(path);
-            } else if path.is_file() {
-                files.insert(path.strip_prefix(&root).expect("inside").to_owned());
-            }
-        }
-    }
-    files
 }
 
 #[tokio::test]

@@ -7,15 +7,7 @@ use crate::helpers::{jpeg_fixture, png_rgba_fixture, spawn_web_only_with, Backen
 
 /// Nothing stored anywhere for this test's namespace.
 async fn assert_nothing_left(app: &TestApp) {
-    let listed: Value = app
-        .client
-        .get(app.url("/api/photos"))
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let listed = app.list("").await;
     assert_eq!(
         listed["photos"],
         serde_json::json!([]),
