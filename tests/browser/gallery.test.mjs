@@ -1,10 +1,12 @@
 // The gallery page in real headless Chromium against the real web and worker roles (Redis,
-// RabbitMQ and the S3 test server on loopback): upload, live thumbnails, lightbox, delete,
-// language switch, client-side checks, no script injection through file names.
+// RabbitMQ and the S3 test server on loopback), or, with GALLERY_BROWSER_BACKENDS=embedded,
+// against `gallery serve` alone on a fresh data dir: upload, live thumbnails, lightbox,
+// delete, language switch, client-side checks, no script injection through file names.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,11 +15,12 @@ import { chromium } from 'playwright-core';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const binary = join(root, 'target', 'debug', 'gallery');
-const shots = join(root, 'target', 'browser');
+const embedded = process.env.GALLERY_BROWSER_BACKENDS === 'embedded';
+const shots = join(root, 'target', 'browser', embedded ? 'embedded' : 'services');
 const CHROMIUM = '/usr/bin/chromium';
 
-let web;
-let worker;
+let processes = [];
+let dataDir;
 let browser;
 let base;
 
@@ -53,8 +56,18 @@ before(async () => {
     GALLERY_JOB_QUEUE: `browser.${tag}`,
     GALLERY_LOG: 'warn',
   };
-  web = spawn(binary, ['web'], { env, stdio: ['ignore', 'inherit', 'inherit'] });
-  worker = spawn(binary, ['worker', '--concurrency', '2'], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+  const run = (...args) => spawn(binary, args, { env, stdio: ['ignore', 'inherit', 'inherit'] });
+  if (embedded) {
+    // Nothing but the binary: no service address reaches `serve`.
+    for (const name of Object.keys(env)) {
+      if (name.match(/^GALLERY_(S3_ENDPOINT|REDIS_URL|AMQP_URL)$/)) delete env[name];
+    }
+    dataDir = mkdtempSync(join(tmpdir(), 'gallery-browser-'));
+    env.GALLERY_DATA_DIR = dataDir;
+    processes = [run('serve')];
+  } else {
+    processes = [run('web'), run('worker', '--concurrency', '2')];
+  }
   base = `http://127.0.0.1:${port}`;
   for (let i = 0; ; i++) {
     try {
@@ -75,8 +88,8 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  web?.kill('SIGTERM');
-  worker?.kill('SIGTERM');
+  for (const child of processes) child.kill('SIGTERM');
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 });
 
 /// Real JPEGs drawn by the browser itself: gradients with a shape, so thumbnails differ.
