@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use tokio::sync::watch;
 
 use crate::cache::{EmbeddedIndex, PhotoIndex, RedisIndex};
 use crate::configuration::Settings;
@@ -112,6 +113,34 @@ impl Backends {
         .flatten()
         .collect()
     }
+}
+
+/// Subscribes with `attempt`, retrying with backoff (0.5 s doubling to 10 s) and a log line
+/// naming `what`; `None` once `shutdown` turns true first.
+pub async fn subscribe_until_stopped<T, F, Fut>(
+    what: &str,
+    shutdown: &mut watch::Receiver<bool>,
+    mut attempt: F,
+) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<T>>,
+{
+    let mut delay = Duration::from_millis(500);
+    while !*shutdown.borrow() {
+        match attempt().await {
+            Ok(subscription) => return Some(subscription),
+            Err(error) => {
+                tracing::warn!("cannot subscribe to {what}: {error:#}; retrying in {delay:?}");
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = shutdown.changed() => {}
+                }
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+    None
 }
 
 /// The path of an embedded store's file, creating the data dir when missing.

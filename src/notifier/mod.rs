@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use self::channels::{Email, Telegram, Webhook};
 use self::message::{Lang, Message};
-use crate::backends::Backends;
+use crate::backends::{subscribe_until_stopped, Backends};
 use crate::domain::Event;
 use crate::queue::{EventDelivery, Listener, NOTIFY_LISTENER};
 
@@ -85,29 +85,18 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let channels = Channels::new(&config)?;
-    let mut delay = Duration::from_millis(500);
-    while !*shutdown.borrow() {
-        let listener = Listener::Durable {
-            name: NOTIFY_LISTENER.into(),
+    loop {
+        let listener = || {
+            backends.queue.subscribe_events(Listener::Durable {
+                name: NOTIFY_LISTENER.into(),
+            })
         };
-        let mut events = match backends.queue.subscribe_events(listener).await {
-            Ok(events) => {
-                tracing::info!("notifier listening for finished photos");
-                delay = Duration::from_millis(500);
-                events
-            }
-            Err(error) => {
-                tracing::warn!(
-                    "cannot subscribe to photo events: {error:#}; retrying in {delay:?}"
-                );
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    _ = shutdown.changed() => {}
-                }
-                delay = (delay * 2).min(Duration::from_secs(10));
-                continue;
-            }
+        let Some(mut events) =
+            subscribe_until_stopped("photo events", &mut shutdown, listener).await
+        else {
+            break;
         };
+        tracing::info!("notifier listening for finished photos");
         loop {
             let delivery = tokio::select! {
                 biased;

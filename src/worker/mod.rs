@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::backends::Backends;
+use crate::backends::{subscribe_until_stopped, Backends};
 use crate::configuration::Settings;
 
 pub use job::Outcome;
@@ -37,24 +37,12 @@ pub async fn run(
         job_delay: config.job_delay,
     });
     let mut in_flight = JoinSet::new();
-    let mut delay = Duration::from_millis(500);
-    while !*shutdown.borrow() {
-        let mut jobs = match context.backends.queue.consume(concurrency).await {
-            Ok(jobs) => {
-                tracing::info!(concurrency, "worker consuming jobs");
-                delay = Duration::from_millis(500);
-                jobs
-            }
-            Err(error) => {
-                tracing::warn!("cannot consume jobs: {error:#}; retrying in {delay:?}");
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    _ = shutdown.changed() => {}
-                }
-                delay = (delay * 2).min(Duration::from_secs(10));
-                continue;
-            }
+    loop {
+        let consume = || context.backends.queue.consume(concurrency);
+        let Some(mut jobs) = subscribe_until_stopped("jobs", &mut shutdown, consume).await else {
+            break;
         };
+        tracing::info!(concurrency, "worker consuming jobs");
         loop {
             let delivery = tokio::select! {
                 biased;
