@@ -4,11 +4,9 @@
 //! crash-looping.
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use tokio::sync::watch;
 
 use crate::cache::{EmbeddedIndex, PhotoIndex, RedisIndex};
@@ -35,7 +33,7 @@ impl Backends {
                 Arc::new(storage)
             }
             None => {
-                let storage = FsStore::new(settings.data_dir.join("objects"));
+                let storage = FsStore::in_data_dir(&settings.data_dir);
                 storage.prepare().await?;
                 Arc::new(storage)
             }
@@ -47,10 +45,7 @@ impl Backends {
                 })
                 .await,
             ),
-            None => Arc::new(EmbeddedIndex::open(&embedded_file(
-                settings,
-                "index.redb",
-            )?)?),
+            None => Arc::new(EmbeddedIndex::open_in(&settings.data_dir)?),
         };
         let queue: Arc<dyn JobQueue> = match &settings.amqp_url {
             Some(url) => {
@@ -58,10 +53,7 @@ impl Backends {
                 wait_for("RabbitMQ", &redact(url), || queue.prepare()).await;
                 Arc::new(queue)
             }
-            None => Arc::new(EmbeddedQueue::open(&embedded_file(
-                settings,
-                "queue.redb",
-            )?)?),
+            None => Arc::new(EmbeddedQueue::open_in(&settings.data_dir)?),
         };
         Ok(Backends {
             storage,
@@ -141,13 +133,6 @@ where
         }
     }
     None
-}
-
-/// The path of an embedded store's file, creating the data dir when missing.
-fn embedded_file(settings: &Settings, name: &str) -> anyhow::Result<PathBuf> {
-    std::fs::create_dir_all(&settings.data_dir)
-        .with_context(|| format!("cannot create {}", settings.data_dir.display()))?;
-    Ok(settings.data_dir.join(name))
 }
 
 /// Retries `attempt` with exponential backoff (0.5 s doubling to 10 s) until it succeeds.

@@ -72,9 +72,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             run_notifier(args.settings, config, args.health_listen).await
         }
         Command::Serve(args) => {
-            let notifier = match args.channels.any() {
-                true => Some(args.channels.notifier_config()?),
-                false => None,
+            let notifier = if args.channels.any() {
+                Some(args.channels.notifier_config()?)
+            } else {
+                None
             };
             let worker = WorkerConfig {
                 concurrency: args.concurrency,

@@ -19,9 +19,12 @@ pub struct EmbeddedIndex {
 }
 
 impl EmbeddedIndex {
-    /// Opens (or creates) the store at `path`. Only one process can hold it.
-    pub fn open(path: &Path) -> anyhow::Result<Self> {
-        let db = Database::create(path)
+    /// Opens (or creates) `DATA_DIR/index.redb`. Only one process can hold it.
+    pub fn open_in(data_dir: &Path) -> anyhow::Result<Self> {
+        let path = data_dir.join("index.redb");
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("cannot create {}", data_dir.display()))?;
+        let db = Database::create(&path)
             .with_context(|| format!("cannot open the photo index {}", path.display()))?;
         let write = db.begin_write()?;
         write.open_table(PHOTOS)?;

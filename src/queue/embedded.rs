@@ -170,9 +170,12 @@ impl Shared {
 }
 
 impl EmbeddedQueue {
-    /// Opens (or creates) the store at `path`. Only one process can hold it.
-    pub fn open(path: &Path) -> anyhow::Result<Self> {
-        let db = Database::create(path)
+    /// Opens (or creates) `DATA_DIR/queue.redb`. Only one process can hold it.
+    pub fn open_in(data_dir: &Path) -> anyhow::Result<Self> {
+        let path = data_dir.join("queue.redb");
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("cannot create {}", data_dir.display()))?;
+        let db = Database::create(&path)
             .with_context(|| format!("cannot open the job queue {}", path.display()))?;
         let txn = db.begin_write()?;
         txn.open_table(MESSAGES)?;

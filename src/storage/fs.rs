@@ -30,6 +30,11 @@ impl FsStore {
         FsStore { root, temp }
     }
 
+    /// The store `gallery serve` keeps in its data dir: `DATA_DIR/objects`.
+    pub fn in_data_dir(data_dir: &Path) -> Self {
+        Self::new(data_dir.join("objects"))
+    }
+
     /// Where the object with this key lives. Each `/`-separated segment becomes one path
     /// component: bytes other than `[A-Za-z0-9_-]` and inner dots are percent-encoded, so
     /// no component is empty, `.`, `..`, hidden, absolute or holds a separator or NUL.

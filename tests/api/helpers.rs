@@ -171,15 +171,10 @@ pub async fn spawn_web_only_with(
 /// The embedded backends, opened as `Backends::connect` opens them, keeping the queue's
 /// concrete type for `queue_depth`.
 fn open_embedded(settings: &Settings) -> (Backends, Arc<EmbeddedQueue>) {
-    std::fs::create_dir_all(&settings.data_dir).expect("data dir");
-    let queue = Arc::new(
-        EmbeddedQueue::open(&settings.data_dir.join("queue.redb")).expect("embedded queue"),
-    );
+    let queue = Arc::new(EmbeddedQueue::open_in(&settings.data_dir).expect("embedded queue"));
     let backends = Backends {
-        storage: Arc::new(FsStore::new(settings.data_dir.join("objects"))),
-        index: Arc::new(
-            EmbeddedIndex::open(&settings.data_dir.join("index.redb")).expect("embedded index"),
-        ),
+        storage: Arc::new(FsStore::in_data_dir(&settings.data_dir)),
+        index: Arc::new(EmbeddedIndex::open_in(&settings.data_dir).expect("embedded index")),
         queue: queue.clone(),
     };
     (backends, queue)
