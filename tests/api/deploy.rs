@@ -1,6 +1,6 @@
-//! The deployment files, checked as far as a machine without a Docker engine can: the compose
-//! file's structure, the Dockerfile's essentials. (The nginx config is run for real in
-//! `gateway.rs`.)
+//! The deployment files as files: the compose file's structure, the Dockerfile's essentials.
+//! Quick and without Docker; the stack itself runs for real in `tests/compose/` and the nginx
+//! config in `gateway.rs`.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -38,18 +38,37 @@ fn strings(value: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+fn service(compose: &Value, name: &str) -> Value {
+    services(compose)
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("no service {name}"))
+        .1
+}
+
+const APP: [&str; 3] = ["web", "worker", "notifier"];
+const STORES: [&str; 3] = ["minio", "redis", "rabbitmq"];
+const SECRETS_DIR: &str = "/run/gallery-secrets";
+
 #[test]
-fn every_service_has_a_healthcheck_and_restarts() {
+fn every_service_has_a_healthcheck_and_restarts_but_the_one_shot_secrets() {
     let compose = compose();
     let names: BTreeSet<String> = services(&compose)
         .into_iter()
         .map(|(name, _)| name)
         .collect();
     let expected = [
-        "nginx", "web", "worker", "notifier", "minio", "redis", "rabbitmq",
+        "secrets", "nginx", "web", "worker", "notifier", "minio", "redis", "rabbitmq",
     ];
     assert_eq!(names, expected.iter().map(|s| s.to_string()).collect());
     for (name, service) in services(&compose) {
+        if name == "secrets" {
+            // Runs once per `up`, then exits: no health check, no restart, no network at all.
+            assert_eq!(service["restart"], "no");
+            assert_eq!(service["network_mode"], "none");
+            assert_eq!(service["user"], "root");
+            continue;
+        }
         assert!(
             service["healthcheck"]["test"].is_sequence(),
             "{name} has no healthcheck"
@@ -62,39 +81,83 @@ fn every_service_has_a_healthcheck_and_restarts() {
 }
 
 #[test]
-fn the_app_starts_only_after_its_stores_are_healthy() {
+fn the_image_is_built_once_and_every_role_runs_it() {
     let compose = compose();
-    let service = |name: &str| {
-        services(&compose)
-            .into_iter()
-            .find(|(n, _)| n == name)
-            .expect(name)
-            .1
-    };
-    for role in ["web", "worker", "notifier"] {
-        for store in ["minio", "redis", "rabbitmq"] {
+    let built: Vec<String> = services(&compose)
+        .into_iter()
+        .filter(|(_, s)| s.get("build").is_some())
+        .map(|(n, _)| n)
+        .collect();
+    // The first service everything depends on builds it; the roles only name it.
+    assert_eq!(built, ["secrets"], "services with a build section");
+    let image = service(&compose, "secrets")["image"].clone();
+    assert!(image.as_str().is_some_and(|i| i.starts_with("gallery:")));
+    for role in APP {
+        let role_service = service(&compose, role);
+        assert_eq!(role_service["image"], image, "{role} runs the built image");
+        assert_eq!(role_service["pull_policy"], "never", "{role} never pulls it");
+    }
+}
+
+#[test]
+fn everything_waits_for_its_secrets_and_the_app_for_healthy_stores() {
+    let compose = compose();
+    for role in APP {
+        let depends = &service(&compose, role)["depends_on"];
+        assert_eq!(
+            depends["secrets"]["condition"],
+            "service_completed_successfully"
+        );
+        for store in STORES {
             assert_eq!(
-                service(role)["depends_on"][store]["condition"],
-                "service_healthy",
+                depends[store]["condition"], "service_healthy",
                 "{role} waits for {store}"
             );
         }
     }
+    for store in STORES {
+        assert_eq!(
+            service(&compose, store)["depends_on"]["secrets"]["condition"],
+            "service_completed_successfully",
+            "{store} waits for its secrets"
+        );
+    }
     assert_eq!(
-        service("nginx")["depends_on"]["web"]["condition"],
+        service(&compose, "nginx")["depends_on"]["web"]["condition"],
         "service_healthy"
     );
-    assert_eq!(strings(&service("web")["command"]), ["web"]);
-    assert_eq!(strings(&service("worker")["command"])[0], "worker");
-    assert_eq!(strings(&service("notifier")["command"]), ["notifier"]);
+    assert_eq!(strings(&service(&compose, "web")["command"]), ["web"]);
+    assert_eq!(strings(&service(&compose, "worker")["command"])[0], "worker");
+    assert_eq!(strings(&service(&compose, "notifier")["command"]), ["notifier"]);
     // The notifier gets the shared store settings plus its own.
-    let environment = &service("notifier")["environment"];
-    assert!(environment["GALLERY_AMQP_URL"].is_string());
+    let environment = &service(&compose, "notifier")["environment"];
+    assert!(environment["GALLERY_AMQP_URL_FILE"].is_string());
     assert!(environment["GALLERY_SMTP_URL"].is_string());
 }
 
 #[test]
-fn only_the_gateway_is_published_and_the_backend_is_private() {
+fn stops_fit_their_grace_periods() {
+    let compose = compose();
+    // The web role drains for GALLERY_SHUTDOWN_TIMEOUT_S (8 s by default); the worker finishes
+    // the jobs it holds. Both must be done before Docker's SIGKILL.
+    let grace = |name: &str| {
+        service(&compose, name)["stop_grace_period"]
+            .as_str()
+            .and_then(|s| s.strip_suffix('s'))
+            .and_then(|s| s.parse::<u32>().ok())
+            .unwrap_or(10)
+    };
+    assert!(grace("web") > 8, "web's grace period");
+    assert!(grace("worker") >= 30, "worker's grace period");
+    let nginx = repo_file("deploy/nginx/nginx.conf");
+    assert!(
+        nginx.contains("worker_shutdown_timeout 5s;"),
+        "nginx must close open event streams before Docker's 10 s"
+    );
+}
+
+#[test]
+fn only_the_gateway_is_published_and_only_the_notifier_reaches_out() {
     let compose = compose();
     for (name, service) in services(&compose) {
         let published = service.get("ports").is_some();
@@ -109,22 +172,23 @@ fn only_the_gateway_is_published_and_the_backend_is_private() {
         );
         let networks = strings(&service["networks"]);
         match name.as_str() {
-            "nginx" => assert_eq!(networks, ["edge"]),
-            "web" => assert_eq!(networks, ["edge", "backend"]),
+            "secrets" => assert!(networks.is_empty()),
+            // `ingress` carries the published port (no NAT out), `frontend` reaches web.
+            "nginx" => assert_eq!(networks, ["ingress", "frontend"]),
+            "web" => assert_eq!(networks, ["frontend", "backend"]),
             // It alone talks to the outside world (SMTP, Telegram, webhooks).
             "notifier" => assert_eq!(networks, ["backend", "egress"]),
             _ => assert_eq!(networks, ["backend"], "{name}"),
         }
     }
+    assert_eq!(compose["networks"]["frontend"]["internal"], true);
     assert_eq!(compose["networks"]["backend"]["internal"], true);
     assert_eq!(
-        strings(
-            &services(&compose)
-                .into_iter()
-                .find(|(n, _)| n == "nginx")
-                .expect("nginx")
-                .1["ports"]
-        ),
+        compose["networks"]["ingress"]["driver_opts"]["com.docker.network.bridge.enable_ip_masquerade"],
+        "false"
+    );
+    assert_eq!(
+        strings(&service(&compose, "nginx")["ports"]),
         ["${GALLERY_PORT:-8080}:80"]
     );
 }
@@ -143,12 +207,7 @@ fn every_store_keeps_its_data_on_a_named_volume() {
         ("redis", "/data"),
         ("rabbitmq", "/var/lib/rabbitmq"),
     ] {
-        let service = services(&compose)
-            .into_iter()
-            .find(|(n, _)| n == store)
-            .expect(store)
-            .1;
-        let mounts = strings(&service["volumes"]);
+        let mounts = strings(&service(&compose, store)["volumes"]);
         let mount = mounts
             .iter()
             .find(|m| m.ends_with(&format!(":{data_dir}")))
@@ -159,37 +218,55 @@ fn every_store_keeps_its_data_on_a_named_volume() {
             "{store} mounts {volume}, which is not a named volume"
         );
     }
-    let redis = services(&compose)
-        .into_iter()
-        .find(|(n, _)| n == "redis")
-        .expect("redis")
-        .1;
-    let command = strings(&redis["command"]).join(" ");
+    let redis = strings(&service(&compose, "redis")["entrypoint"]).join(" ");
     assert!(
-        command.contains("--appendonly yes"),
-        "redis persistence off: {command}"
+        redis.contains("--appendonly yes"),
+        "redis persistence off: {redis}"
     );
+    // The nginx cache volume is gone: photo bytes are never cached at the gateway.
+    assert!(!declared.contains("nginx-cache"));
+    let nginx = repo_file("deploy/nginx/nginx.conf");
+    assert!(!nginx.contains("proxy_cache_path"), "nginx caches responses");
 }
 
 #[test]
-fn no_secret_is_written_inline_and_images_are_pinned() {
+fn secrets_come_from_the_secrets_volume_never_from_the_file() {
     let compose = compose();
+    let text = repo_file("docker-compose.yml");
+    // No default or placeholder password: a secret variable defaults to empty or nothing.
+    for variable in [
+        "MINIO_ROOT_USER",
+        "MINIO_ROOT_PASSWORD",
+        "REDIS_PASSWORD",
+        "RABBITMQ_PASSWORD",
+        "GALLERY_TELEGRAM_TOKEN",
+        "GALLERY_WEBHOOK_SECRET",
+        "GALLERY_SMTP_URL",
+    ] {
+        for (at, _) in text.match_indices(&format!("${{{variable}")) {
+            let rest = &text[at + variable.len() + 2..];
+            assert!(
+                rest.starts_with(":-}") || rest.starts_with('}'),
+                "{variable} has a default value in docker-compose.yml"
+            );
+        }
+    }
+    assert!(!text.to_lowercase().contains("change-me"));
     for (name, service) in services(&compose) {
         if let Some(environment) = service["environment"].as_mapping() {
             for (key, value) in environment {
                 let key = key.as_str().unwrap_or_default();
                 let value = value.as_str().unwrap_or_default();
-                let secret = [
-                    "PASSWORD",
-                    "SECRET",
-                    "ACCESS_KEY",
-                    "_USER",
-                    "TOKEN",
-                    "AUTH",
-                    "_URL",
-                ]
-                .iter()
-                .any(|s| key.contains(s));
+                if key.ends_with("_FILE") {
+                    assert!(
+                        value.starts_with(&format!("{SECRETS_DIR}/")),
+                        "{name}.{key} reads {value}, outside the secrets volume"
+                    );
+                    continue;
+                }
+                let secret = ["PASSWORD", "SECRET", "ACCESS_KEY", "_USER", "TOKEN", "AUTH", "_URL"]
+                    .iter()
+                    .any(|s| key.contains(s));
                 if secret && !value.is_empty() && value != "http://minio:9000" {
                     assert!(value.contains("${"), "{name}.{key} is a literal: {value}");
                 }
@@ -205,11 +282,37 @@ fn no_secret_is_written_inline_and_images_are_pinned() {
             "{name} image {image:?} is not pinned"
         );
     }
+    // The app reads every store secret from a file; the stores from the same volume, read-only.
+    let environment = &service(&compose, "web")["environment"];
+    for variable in [
+        "GALLERY_S3_ACCESS_KEY_FILE",
+        "GALLERY_S3_SECRET_KEY_FILE",
+        "GALLERY_REDIS_URL_FILE",
+        "GALLERY_AMQP_URL_FILE",
+    ] {
+        assert!(environment[variable].is_string(), "web lacks {variable}");
+    }
+    for name in ["web", "worker", "notifier", "minio", "redis", "rabbitmq"] {
+        assert!(
+            strings(&service(&compose, name)["volumes"])
+                .contains(&format!("secrets:{SECRETS_DIR}:ro")),
+            "{name} does not mount the secrets read-only"
+        );
+    }
+    assert!(strings(&service(&compose, "secrets")["volumes"])
+        .contains(&format!("secrets:{SECRETS_DIR}")));
+    // .env.example documents bring-your-own secrets, all commented out: none is needed.
     let example = repo_file(".env.example");
     for variable in ["MINIO_ROOT_PASSWORD", "REDIS_PASSWORD", "RABBITMQ_PASSWORD"] {
         assert!(
-            example.contains(&format!("{variable}=")),
+            example.contains(&format!("# {variable}=")),
             ".env.example lacks {variable}"
+        );
+    }
+    for line in example.lines().map(str::trim) {
+        assert!(
+            line.is_empty() || line.starts_with('#'),
+            ".env.example sets something: {line}"
         );
     }
 }
@@ -231,15 +334,22 @@ fn the_image_is_multi_stage_non_root_and_checks_itself() {
         .expect("a USER line");
     assert_ne!(user.trim(), "USER root");
     assert!(dockerfile.contains(r#"ENTRYPOINT ["gallery"]"#));
-    // Run alone, the image is the whole gallery on embedded backends, kept on a volume.
+    // Run alone, the image is the whole gallery on embedded backends, in /data.
     assert!(dockerfile.contains(r#"CMD ["serve"]"#));
-    assert!(dockerfile.contains("GALLERY_DATA_DIR=/data") && dockerfile.contains("VOLUME /data"));
+    assert!(dockerfile.contains("GALLERY_DATA_DIR=/data"));
+    // No VOLUME: it leaves an anonymous volume behind every container.
+    assert!(
+        !dockerfile.lines().any(|l| l.trim_start().starts_with("VOLUME")),
+        "the Dockerfile declares a VOLUME"
+    );
     assert!(
         dockerfile.contains(r#"CMD ["gallery", "healthcheck""#),
         "HEALTHCHECK without curl"
     );
+    assert!(dockerfile.contains("gallery-secrets-init"));
     let dockerignore = repo_file(".dockerignore");
     assert!(dockerignore
         .lines()
         .any(|l| l.trim() == "target/" || l.trim() == "target"));
+    assert!(dockerignore.lines().any(|l| l.trim() == ".env"));
 }
