@@ -45,6 +45,27 @@ function showError(row, message) {
   row.replaceChildren(document.createTextNode(message));
 }
 
+// At most this many uploads at once: the gateway allows 2 uploads/s per person (burst 20), and a
+// few parallel requests already fill the connection. The rest wait their turn in `pending`.
+const PARALLEL_UPLOADS = 3;
+const MAX_ATTEMPTS = 8;
+const pending = [];
+let sending = 0;
+
+const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/// Seconds to wait from a Retry-After header (seconds or an HTTP date), or null.
+function retryAfter(request) {
+  const value = request.getResponseHeader('Retry-After');
+  if (!value) return null;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds);
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? null : Math.max(0, (date - Date.now()) / 1000);
+}
+
+/// Queues a file: checked here, sent when a slot is free. The form (ops, notify targets) is the
+/// one set when the file was dropped.
 function upload(file) {
   const { row, bar } = uploadRow(file.name);
   if (!config.accepted_types.includes(file.type)) return showError(row, t('badType', { name: file.name }));
@@ -57,24 +78,62 @@ function upload(file) {
   if ($('notify-email').value.trim()) form.append('notify_email', $('notify-email').value.trim());
   if ($('notify-telegram').value.trim()) form.append('notify_telegram', $('notify-telegram').value.trim());
   form.append('file', file, file.name);
-  const request = new XMLHttpRequest();
-  request.open('POST', '/api/photos');
-  request.responseType = 'json';
-  request.upload.addEventListener('progress', (event) => {
-    if (event.lengthComputable) bar.value = Math.round((event.loaded / event.total) * 100);
+  pending.push({ file, form, row, bar });
+  pump();
+}
+
+function pump() {
+  while (sending < PARALLEL_UPLOADS && pending.length > 0) {
+    const item = pending.shift();
+    sending += 1;
+    send(item).finally(() => {
+      sending -= 1;
+      pump();
+    });
+  }
+}
+
+/// One POST; resolves with the request once it has an answer (or a network error).
+function post({ form, bar }) {
+  return new Promise((resolve) => {
+    const request = new XMLHttpRequest();
+    request.open('POST', '/api/photos');
+    request.responseType = 'json';
+    request.upload.addEventListener('progress', (event) => {
+      if (event.lengthComputable) bar.value = Math.round((event.loaded / event.total) * 100);
+    });
+    request.addEventListener('load', () => resolve(request));
+    request.addEventListener('error', () => resolve(null));
+    request.send(form);
   });
-  request.addEventListener('load', () => {
+}
+
+/// Sends one file; on 429 (too many uploads) or 503 (the server is busy or restarting) waits as
+/// long as Retry-After says, backing off further each time, then tries again.
+async function send(item) {
+  const { file, row, bar } = item;
+  for (let attempt = 1; ; attempt++) {
+    bar.value = 0;
+    const request = await post(item);
+    if (!request) return showError(row, t('uploadFailed', { name: file.name, error: t('networkError') }));
     const body = request.response || {};
     if (request.status === 202) {
       bar.value = 100;
       for (const photo of body.photos || []) fetchPhoto(photo.id);
       setTimeout(() => row.remove(), 4000);
-    } else {
-      showError(row, t('uploadFailed', { name: file.name, error: body.error || request.statusText }));
+      return;
     }
-  });
-  request.addEventListener('error', () => showError(row, t('uploadFailed', { name: file.name, error: t('networkError') })));
-  request.send(form);
+    const retryable = request.status === 429 || request.status === 503;
+    if (!retryable || attempt >= MAX_ATTEMPTS) {
+      return showError(row, t('uploadFailed', { name: file.name, error: body.error || request.statusText }));
+    }
+    // Retry-After if given, never less than the backoff (1 s, 2 s, 4 s, ... up to 30 s), plus
+    // some jitter so that waiting uploads do not all come back at the same moment.
+    const backoff = Math.min(30, 2 ** (attempt - 1));
+    const wait = Math.max(retryAfter(request) ?? 0, backoff) + Math.random();
+    bar.removeAttribute('value'); // indeterminate while waiting
+    await pause(wait * 1000);
+  }
 }
 
 function uploadAll(files) {
