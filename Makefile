@@ -18,11 +18,12 @@ test-deps: ## Install what the tests need and start the S3 test server
 	@bash tests/support/install-browser.sh
 	@bash tests/support/s3-server.sh
 
-test: test-deps ## Run every test on the services and on the embedded backends, then the page in Chromium
+test: test-deps ## Run every test on the services and on the embedded backends, the page in Chromium, then the compose stack
 	$(CARGO) test --all-targets --locked
 	$(CARGO) build --locked
 	node --test tests/browser/
 	GALLERY_BROWSER_BACKENDS=embedded node --test tests/browser/
+	node --test tests/compose/
 
 run: ## Run the whole gallery in one process, data in ./data (http://127.0.0.1:8080)
 	$(CARGO) run --release --locked -- serve --listen 127.0.0.1:8080
