@@ -195,9 +195,17 @@ function showPhoto(photo, { newest } = {}) {
   $('empty').hidden = tiles.size > 0;
 }
 
+// Live events seen per photo id. An answer to a GET that was under way while an event for the
+// same photo came in may be older than that event (e.g. `queued` after `done`): it is dropped,
+// since the events for one photo arrive complete and in order.
+const eventsSeen = new Map();
+
 async function fetchPhoto(id) {
+  const seen = eventsSeen.get(id) || 0;
   const response = await fetch(`/api/photos/${encodeURIComponent(id)}`);
-  if (response.ok) showPhoto(await response.json(), { newest: true });
+  if (!response.ok) return;
+  const photo = await response.json();
+  if ((eventsSeen.get(id) || 0) === seen) showPhoto(photo, { newest: true });
 }
 
 async function loadMore() {
@@ -242,6 +250,7 @@ function listen() {
   });
   events.addEventListener('photo', (message) => {
     const { type, photo } = JSON.parse(message.data);
+    eventsSeen.set(photo.id, (eventsSeen.get(photo.id) || 0) + 1);
     if (type === 'photo.deleted') removePhoto(photo.id);
     else showPhoto(photo, { newest: true });
   });
