@@ -31,7 +31,7 @@ const STORES = ['minio', 'redis', 'rabbitmq'];
 const timings = [];
 const note = (line) => {
   timings.push(line);
-  console.log(`# ${line}`);
+  console.log(line);
 };
 
 let dir; // the fresh copy
@@ -44,7 +44,7 @@ let photos; // real photo files (../shared/photos/fetch.sh)
 
 function run(command, args, { cwd = root, env = process.env, input, timeoutS = 600 } = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd, env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(command, args, { cwd, env, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
     const out = [];
     const err = [];
     child.stdout.on('data', (chunk) => out.push(chunk));
@@ -62,7 +62,10 @@ function run(command, args, { cwd = root, env = process.env, input, timeoutS = 6
         stderr: Buffer.concat(err).toString(),
       });
     });
-    child.stdin.end(input ?? '');
+    if (input !== undefined) {
+      child.stdin.on('error', () => {}); // a child that exits first just does not read it
+      child.stdin.end(input);
+    }
   });
 }
 
@@ -300,7 +303,7 @@ before(async () => {
     copied += 1;
   }
   assert.ok(!existsSync(join(dir, '.env')), 'the copy must not hold a .env');
-  console.log(`# ${copied} files copied to ${dir}; project ${project}`);
+  console.log(`${copied} files copied to ${dir}; project ${project}`);
 
   // Nothing from this shell's environment may configure the stack: only what a new user has.
   composeEnv = Object.fromEntries(Object.entries(process.env)
@@ -315,16 +318,16 @@ after(async () => {
   if (dir) {
     const down = await run('docker', ['compose', '-p', project, 'down', '-v', '--remove-orphans', '--timeout', '70'],
       { cwd: dir, env: composeEnv, timeoutS: 300 });
-    if (down.code !== 0) console.log(`# down -v failed: ${down.stderr}`);
+    if (down.code !== 0) console.log(`down -v failed: ${down.stderr}`);
     // Untag only; the layers stay in the build cache for the next run.
     await run('docker', ['image', 'rm', '--no-prune', `gallery:${imageTag}`]);
     const left = await run('docker', ['ps', '-aq', '--filter', `label=com.docker.compose.project=${project}`]);
     const volumes = await run('docker', ['volume', 'ls', '-q', '--filter', `label=com.docker.compose.project=${project}`]);
-    if (left.stdout.trim() || volumes.stdout.trim()) console.log(`# left behind: ${left.stdout} ${volumes.stdout}`);
+    if (left.stdout.trim() || volumes.stdout.trim()) console.log(`left behind: ${left.stdout} ${volumes.stdout}`);
     rmSync(dir, { recursive: true, force: true });
   }
-  console.log(`# the gateway rate-limited ${rateLimited} of this suite's own uploads (each retried)`);
-  console.log(`# ---- timings ----\n${timings.map((t) => `#   ${t}`).join('\n')}`);
+  console.log(`the gateway rate-limited ${rateLimited} of this suite's own uploads (each retried)`);
+  console.log(`---- timings ----\n${timings.map((t) => `  ${t}`).join('\n')}`);
 });
 
 // ---- the tests, in order: each builds on the stack the previous one left ----
@@ -405,7 +408,7 @@ test('three workers share the jobs', { timeout: 10 * 60_000 }, async () => {
     const lines = `${stdout}\n${stderr}`.split('\n').filter((l) => l.includes('job finished'));
     share[c.Name] = ids.filter((photoId) => lines.some((l) => l.includes(photoId))).length;
   }
-  console.log(`# jobs per worker: ${JSON.stringify(share)}`);
+  console.log(`jobs per worker: ${JSON.stringify(share)}`);
   assert.equal(Object.keys(share).length, 3);
   assert.ok(Object.values(share).filter((n) => n > 0).length >= 2, `jobs shared: ${JSON.stringify(share)}`);
   assert.ok(Object.values(share).reduce((a, b) => a + b, 0) >= ids.length, `every job logged as finished: ${JSON.stringify(share)}`);
@@ -426,7 +429,7 @@ for (const store of ['rabbitmq', 'redis']) {
     restartedAt = results.length;
     await uploading;
     const ids = accepted(results);
-    console.log(`# uploads around the ${store} restart: ${tally(results.map((r) => r.status))}`);
+    console.log(`uploads around the ${store} restart: ${tally(results.map((r) => r.status))}`);
     assert.ok(accepted(results.slice(restartedAt)).length >= 4, `uploads are accepted again after the restart: ${tally(results.slice(restartedAt).map((r) => r.status))}`);
     await waitDone(ids, 300);
     await waitHealthy(180, { worker: 3 });
@@ -475,11 +478,18 @@ test('Chromium drops 60 real photos through the published port: all 60 done, no 
       const started = Date.now();
       await page.setInputFiles('#files', names.map((name) => join(dropDir, name)));
       // Every file gets its tile, and every tile ends `done`; no upload row shows an error.
-      await page.waitForFunction((expected) => {
-        if (document.querySelector('#uploads li.error')) return true; // fail fast, below
-        const done = new Set([...document.querySelectorAll('#grid li.tile[data-status=done] .name')].map((e) => e.textContent));
-        return expected.every((name) => done.has(name));
-      }, names, { timeout: 15 * 60_000, polling: 1000 });
+      let shown = {};
+      await until('60 tiles done on the page', 15 * 60, async () => {
+        shown = await page.evaluate(() => Object.fromEntries([...document.querySelectorAll('#grid li.tile')]
+          .map((e) => [e.querySelector('.name')?.textContent, e.dataset.status])));
+        const errors = await page.locator('#uploads li.error').allTextContents();
+        assert.deepEqual(errors, [], 'upload errors shown on the page');
+        return names.every((name) => shown[name] === 'done');
+      }, async () => {
+        await page.screenshot({ path: join(root, 'target', 'compose-drop.png'), fullPage: true }).catch(() => {});
+        const missing = names.filter((name) => shown[name] !== 'done').map((name) => `${name}: ${shown[name] ?? 'no tile'}`);
+        return `not done on the page (screenshot: target/compose-drop.png): ${missing.join(', ')}; POST statuses ${tally(statuses)}`;
+      });
       const errors = await page.locator('#uploads li.error').allTextContents();
       assert.deepEqual(errors, [], 'upload errors shown on the page');
       note(`60 photos dropped in Chromium: all done in ${seconds(Date.now() - started)}; POST statuses ${tally(statuses)}`);
@@ -588,12 +598,14 @@ test('logs: no ANSI colour codes, no secret; no secret in any container\'s confi
     lines.push(...`${stdout}\n${stderr}`.split('\n').map((line) => `${c.Service}| ${line}`));
   }
   assert.ok(lines.length > 200, `logs were read (${lines.length} lines)`);
-  const ansi = lines.filter((line) => line.includes('\u001b'));
-  assert.deepEqual(ansi.slice(0, 5), [], `${ansi.length} log lines carry ANSI codes`);
-  for (const [i, value] of values.entries()) {
-    const leaks = lines.filter((line) => line.includes(value));
-    assert.deepEqual(leaks.map((l) => l.replaceAll(value, '<SECRET>')), [], `secret #${i} appears in the logs`);
+  // Lines are shown redacted, so that a failure does not print a secret itself.
+  const redact = (line) => values.reduce((l, value) => l.replaceAll(value, '<SECRET>'), line);
+  for (const [i, name] of ['s3_access_key', 's3_secret_key', 'redis_password', 'rabbitmq_password'].entries()) {
+    const leaks = lines.filter((line) => line.includes(values[i]));
+    assert.deepEqual(leaks.slice(0, 5).map(redact), [], `${leaks.length} log lines show ${name}`);
   }
+  const ansi = lines.filter((line) => line.includes('\u001b'));
+  assert.deepEqual(ansi.slice(0, 5).map(redact), [], `${ansi.length} log lines carry ANSI codes`);
   for (const c of await containers()) {
     const config = JSON.stringify((await inspect(c.ID)).Config);
     for (const value of values) assert.ok(!config.includes(value), `a secret is in ${c.Name}'s configuration`);
@@ -635,7 +647,7 @@ test('down keeps every photo; nothing anonymous is left; up again (warm build, a
   assert.match(secretsLog, /secrets: all present, nothing changed/);
 });
 
-test('networks: only nginx publishes a port; web and the stores have no way out; the notifier has one', { timeout: 5 * 60_000 }, async () => {
+test('networks: only nginx publishes a port; web, worker and the stores have no way out; the notifier has one', { timeout: 5 * 60_000 }, async () => {
   const networks = {};
   for (const name of ['ingress', 'frontend', 'backend', 'egress']) {
     networks[name] = JSON.parse(await docker('network', 'inspect', `${project}_${name}`))[0];
@@ -661,18 +673,32 @@ test('networks: only nginx publishes a port; web and the stores have no way out;
     const joined = Object.keys(info.NetworkSettings.Networks).map((n) => n.replace(`${project}_`, '')).sort();
     assert.deepEqual(joined, expected[c.Service], `${c.Service}'s networks`);
     const published = Object.values(info.NetworkSettings.Ports || {}).filter(Boolean).flat();
-    if (c.Service === 'nginx') assert.deepEqual(published.map((p) => p.HostPort), [base.split(':').pop()]);
+    if (c.Service === 'nginx') assert.deepEqual([...new Set(published.map((p) => p.HostPort))], [base.split(':').pop()]);
     else assert.deepEqual(published, [], `${c.Service} publishes a port`);
   }
-  // Routes, read inside the containers (no packet is sent anywhere): a default route is a way out.
-  const defaultRoute = async (service, shell = 'sh') => {
-    const table = await compose('exec', '-T', service, shell, '-c', 'cat /proc/net/route');
-    return table.split('\n').slice(1).some((line) => line.split(/\s+/)[1] === '00000000');
-  };
-  for (const service of ['web', 'worker', 'minio', 'redis', 'rabbitmq']) {
-    assert.equal(await defaultRoute(service), false, `${service} has a default route`);
+  // A way out, judged without sending a packet anywhere: the notifier has a default route (and
+  // egress is masqueraded, above). Internal networks: Docker's isolation rule on the host drops
+  // whatever their bridge would forward anywhere but its own subnet. (Docker 20.10 still gives a
+  // container on an internal network a default route; that rule is what makes it lead nowhere.)
+  const routes = async (service) => (await compose('exec', '-T', service, 'cat', '/proc/net/route'))
+    .split('\n').slice(1).filter((line) => line.split(/\s+/)[1] === '00000000');
+  assert.ok((await routes('notifier')).length > 0, 'the notifier has a route out');
+  const filter = await must('iptables', ['-S']);
+  assert.ok(filter.includes('-A FORWARD -j DOCKER-ISOLATION-STAGE-1'), `forwarding passes Docker's isolation rules:\n${filter}`);
+  assert.ok(!/-A DOCKER-USER .*-j ACCEPT/.test(filter), `DOCKER-USER lets traffic past the isolation rules:\n${filter}`);
+  for (const name of ['frontend', 'backend']) {
+    const bridge = networks[name].Options['com.docker.network.bridge.name'] || `br-${networks[name].Id.slice(0, 12)}`;
+    for (const { Subnet } of networks[name].IPAM.Config) {
+      assert.ok(filter.includes(`-A DOCKER-ISOLATION-STAGE-1 ! -d ${Subnet} -i ${bridge} -j DROP`),
+        `nothing leaves ${name} (${bridge}, ${Subnet}):\n${filter}`);
+      assert.ok(!nat.split('\n').some((rule) => rule.includes(`-s ${Subnet} `)), `${name} is masqueraded`);
+    }
   }
-  assert.equal(await defaultRoute('notifier'), true, 'the notifier has a route out');
+  for (const service of ['web', 'worker', 'minio', 'redis', 'rabbitmq']) {
+    const internal = Object.keys(byService[service].NetworkSettings.Networks)
+      .every((n) => networks[n.replace(`${project}_`, '')]?.Internal === true);
+    assert.ok(internal, `${service} joins only internal networks`);
+  }
   // Reachability, tried from inside each container's own network stack (a throwaway container of
   // our image joins it, so the check does not depend on what tools each image has). Names must
   // connect where the README says; elsewhere even the target's addresses must not.
