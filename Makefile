@@ -18,7 +18,7 @@ test-deps: ## Install what the tests need and start the S3 test server
 	@bash tests/support/install-browser.sh
 	@bash tests/support/s3-server.sh
 
-test: test-deps ## Run every test on the services and on the embedded backends, the page in Chromium, then the compose stack
+test: test-deps ## Run every test on the services and on the embedded backends, then the page in Chromium
 	$(CARGO) test --all-targets --locked
 	$(CARGO) build --locked
 	node --test tests/browser/
