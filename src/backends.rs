@@ -2,18 +2,82 @@
 //! its address is configured, the embedded one otherwise. Each service is waited for with
 //! backoff and a log line, so a container started before its dependencies waits instead of
 //! crash-looping.
+//!
+//! A new backend implements `ObjectStore`, `PhotoIndex` or `JobQueue` in its own file beside
+//! the others, owns its settings type there, and is chosen in `Backends::connect`.
 
-use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use secrecy::ExposeSecret;
 
-use crate::cache::{EmbeddedIndex, PhotoIndex, RedisIndex};
-use crate::configuration::Settings;
+use crate::cache::{EmbeddedIndex, PhotoIndex, RedisIndex, RedisSettings};
 use crate::domain::{Event, Photo};
-use crate::queue::{AmqpQueue, EmbeddedQueue, JobQueue};
-use crate::storage::{FsStore, ObjectStore, S3Store};
+use crate::queue::{AmqpQueue, EmbeddedQueue, JobQueue, QueueSettings};
+use crate::retry::{until_ok, RetryPolicy};
+use crate::storage::{FsStore, ObjectStore, S3Settings, S3Store};
+
+/// Where each backend is: a service when its settings are given, else embedded in `data_dir`.
+#[derive(Debug, Clone)]
+pub struct BackendSettings {
+    pub data_dir: PathBuf,
+    pub s3: Option<S3Settings>,
+    pub redis: Option<RedisSettings>,
+    pub queue: QueueSettings,
+}
+
+impl BackendSettings {
+    /// Every backend embedded under `data_dir`.
+    pub fn embedded(data_dir: impl Into<PathBuf>) -> Self {
+        BackendSettings {
+            data_dir: data_dir.into(),
+            s3: None,
+            redis: None,
+            queue: QueueSettings::default(),
+        }
+    }
+
+    /// A role that runs beside others (`web`, `worker`, `notifier`) needs every backend to be
+    /// a shared service: two processes cannot share the embedded ones.
+    pub fn require_shared(&self, role: &str) -> anyhow::Result<()> {
+        let missing: Vec<&str> = [
+            ("GALLERY_S3_ENDPOINT", self.s3.is_none()),
+            ("GALLERY_REDIS_URL", self.redis.is_none()),
+            ("GALLERY_AMQP_URL", self.queue.amqp_url.is_none()),
+        ]
+        .into_iter()
+        .filter_map(|(name, unset)| unset.then_some(name))
+        .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        anyhow::bail!(
+            "`gallery {role}` shares its storage, index and queue with the other roles, and \
+             separate processes cannot share the embedded ones: set {}. To run everything in \
+             one process on embedded backends, use `gallery serve`.",
+            missing.join(", ")
+        )
+    }
+
+    /// Which implementation each backend is, for the start-up log line.
+    pub fn describe(&self) -> String {
+        format!(
+            "storage: {}, index: {}, queue: {}",
+            if self.s3.is_some() { "S3" } else { "files" },
+            if self.redis.is_some() {
+                "Redis"
+            } else {
+                "embedded"
+            },
+            if self.queue.amqp_url.is_some() {
+                "RabbitMQ"
+            } else {
+                "embedded"
+            },
+        )
+    }
+}
 
 #[derive(Clone)]
 pub struct Backends {
@@ -25,11 +89,11 @@ pub struct Backends {
 impl Backends {
     /// Connects every backend, waiting for each service as long as it takes. A backend
     /// whose service address is not set is the embedded one, under the data dir.
-    pub async fn connect(settings: &Settings, role: &str) -> anyhow::Result<Self> {
-        let storage: Arc<dyn ObjectStore> = match &settings.s3_endpoint {
-            Some(endpoint) => {
-                let storage = S3Store::new(settings, endpoint)?;
-                wait_for("S3", endpoint, || storage.prepare()).await;
+    pub async fn connect(settings: &BackendSettings, role: &str) -> anyhow::Result<Self> {
+        let storage: Arc<dyn ObjectStore> = match &settings.s3 {
+            Some(s3) => {
+                let storage = S3Store::new(s3)?;
+                wait_for("S3", &s3.endpoint, || storage.prepare()).await;
                 Arc::new(storage)
             }
             None => {
@@ -38,19 +102,19 @@ impl Backends {
                 Arc::new(storage)
             }
         };
-        let index: Arc<dyn PhotoIndex> = match &settings.redis_url {
-            Some(url) => Arc::new(
-                wait_for("Redis", url, || {
-                    RedisIndex::connect(url, &settings.redis_prefix)
+        let index: Arc<dyn PhotoIndex> = match &settings.redis {
+            Some(redis) => Arc::new(
+                wait_for("Redis", &redact(redis.url.expose_secret()), || {
+                    RedisIndex::connect(redis)
                 })
                 .await,
             ),
             None => Arc::new(EmbeddedIndex::open_in(&settings.data_dir)?),
         };
-        let queue: Arc<dyn JobQueue> = match &settings.amqp_url {
+        let queue: Arc<dyn JobQueue> = match &settings.queue.amqp_url {
             Some(url) => {
-                let queue = AmqpQueue::new(url, &settings.job_queue, role)?;
-                wait_for("RabbitMQ", &redact(url), || queue.prepare()).await;
+                let queue = AmqpQueue::new(url, &settings.queue.name, role)?;
+                wait_for("RabbitMQ", &redact(url.expose_secret()), || queue.prepare()).await;
                 Arc::new(queue)
             }
             None => Arc::new(EmbeddedQueue::open_in(&settings.data_dir)?),
@@ -107,57 +171,21 @@ impl Backends {
     }
 }
 
-/// Subscribes with `attempt`, retrying with backoff (0.5 s doubling to 10 s) and a log line
-/// naming `what`; `None` once `shutdown` turns true first.
-pub async fn subscribe_until_stopped<T, F, Fut>(
-    what: &str,
-    shutdown: &mut watch::Receiver<bool>,
-    mut attempt: F,
-) -> Option<T>
+/// Retries `attempt` with the reconnect backoff until it succeeds, logging what it waits for.
+async fn wait_for<T, F, Fut>(name: &str, address: &str, attempt: F) -> T
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = anyhow::Result<T>>,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
 {
-    let mut delay = Duration::from_millis(500);
-    while !*shutdown.borrow() {
-        match attempt().await {
-            Ok(subscription) => return Some(subscription),
-            Err(error) => {
-                tracing::warn!("cannot subscribe to {what}: {error:#}; retrying in {delay:?}");
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    _ = shutdown.changed() => {}
-                }
-                delay = (delay * 2).min(Duration::from_secs(10));
-            }
-        }
-    }
-    None
+    let what = format!("waiting for {name} at {address}");
+    let Some(value) = until_ok(RetryPolicy::RECONNECT, &what, None, attempt).await else {
+        unreachable!("until_ok without a shutdown signal only returns on success")
+    };
+    tracing::info!("{name} ready at {address}");
+    value
 }
 
-/// Retries `attempt` with exponential backoff (0.5 s doubling to 10 s) until it succeeds.
-pub async fn wait_for<T, F, Fut>(name: &str, address: &str, mut attempt: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = anyhow::Result<T>>,
-{
-    let mut delay = Duration::from_millis(500);
-    loop {
-        match attempt().await {
-            Ok(value) => {
-                tracing::info!("{name} ready at {address}");
-                return value;
-            }
-            Err(error) => {
-                tracing::warn!("waiting for {name} at {address}: {error:#}; retrying in {delay:?}");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(10));
-            }
-        }
-    }
-}
-
-/// The URL without its password, for logs.
+/// The URL without its credentials, for logs.
 fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {

@@ -10,7 +10,8 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 
-use crate::resize::{self, Settings, VariantSpec};
+use crate::domain::VariantSpec;
+use crate::resize::{self, Settings};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct BenchReport {
@@ -69,10 +70,7 @@ pub fn run(
     }
     let specs: Vec<VariantSpec> = sizes
         .iter()
-        .map(|&size| VariantSpec {
-            name: size.to_string(),
-            max_side: size,
-        })
+        .map(|&size| VariantSpec::new(&size.to_string(), size))
         .collect();
     let settings = Settings::default();
 

@@ -1,62 +1,102 @@
 //! Accepting one uploaded file: check it, store the original, record its metadata, enqueue
 //! its job — in that order, so a worker never sees a job without metadata. A failure at any
 //! step undoes the earlier ones: a photo is either fully accepted or leaves nothing behind.
+//!
+//! This is the use case, not HTTP: it answers an `IngestError`, and `routes` decides what
+//! status each becomes. A new way to refuse a file is a variant here with its `ErrorCode`.
 
-use actix_web::http::StatusCode;
 use bytes::Bytes;
 use chrono::Utc;
 
 use crate::backends::Backends;
-use crate::configuration::Settings;
-use crate::domain::{Job, Notify, Photo, PhotoId, Status};
-use crate::error::ApiError;
-use crate::resize::{self, Op, ProbeError};
+use crate::domain::{Job, Notify, Op, Photo, PhotoId, Status};
+use crate::error_code::ErrorCode;
+use crate::resize::{self, ProbeError};
 
-/// Checks what can be checked without decoding: type from the bytes, size, pixel count.
-pub fn validate(bytes: &[u8], settings: &Settings) -> Result<resize::Probe, ApiError> {
-    if bytes.len() as u64 > settings.max_upload_bytes {
-        return Err(too_large(settings));
-    }
-    if bytes.is_empty() {
-        return Err(ApiError::bad_request("empty_file", "the file is empty"));
-    }
-    let probe = resize::probe(bytes).map_err(|error| match error {
-        ProbeError::UnsupportedType => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_type",
-            error.to_string(),
-        ),
-        ProbeError::BadHeader(_) => ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "bad_image",
-            error.to_string(),
-        ),
-    })?;
-    if probe.pixels() > settings.max_pixels {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "too_many_pixels",
-            format!(
-                "image is {}×{} = {} pixels, more than the limit of {}",
-                probe.width,
-                probe.height,
-                probe.pixels(),
-                settings.max_pixels
-            ),
-        ));
-    }
-    Ok(probe)
+/// What uploads may be: set by the operator, checked before anything is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest accepted file, in bytes.
+    pub max_upload_bytes: u64,
+    /// Largest accepted image, in pixels (from the header, before any decode).
+    pub max_pixels: u64,
+    /// Most files in one upload request.
+    pub max_files: usize,
 }
 
-pub fn too_large(settings: &Settings) -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "too_large",
-        format!(
-            "file is larger than the limit of {} bytes",
-            settings.max_upload_bytes
-        ),
-    )
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_upload_bytes: 50 * 1024 * 1024,
+            max_pixels: 100_000_000,
+            max_files: 32,
+        }
+    }
+}
+
+/// Why a file was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("the file is empty")]
+    Empty,
+    #[error("file is larger than the limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error(transparent)]
+    Unreadable(#[from] ProbeError),
+    #[error("image is {width}×{height} = {pixels} pixels, more than the limit of {limit}")]
+    TooManyPixels {
+        width: u32,
+        height: u32,
+        pixels: u64,
+        limit: u64,
+    },
+    /// A backend failed at `step`; the file may be accepted later. The cause is for the log,
+    /// never for the client.
+    #[error("{step} failed; try again later")]
+    Unavailable {
+        step: &'static str,
+        #[source]
+        cause: anyhow::Error,
+    },
+}
+
+impl IngestError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            IngestError::Empty => ErrorCode::EmptyFile,
+            IngestError::TooLarge { .. } => ErrorCode::TooLarge,
+            IngestError::Unreadable(ProbeError::UnsupportedType) => ErrorCode::UnsupportedType,
+            IngestError::Unreadable(ProbeError::BadHeader(_)) => ErrorCode::BadImage,
+            IngestError::TooManyPixels { .. } => ErrorCode::TooManyPixels,
+            IngestError::Unavailable { .. } => ErrorCode::Unavailable,
+        }
+    }
+
+    fn unavailable(step: &'static str) -> impl FnOnce(anyhow::Error) -> IngestError {
+        move |cause| IngestError::Unavailable { step, cause }
+    }
+}
+
+/// Checks what can be checked without decoding: size, type from the bytes, pixel count.
+pub fn validate(bytes: &[u8], limits: &Limits) -> Result<resize::Probe, IngestError> {
+    if bytes.len() as u64 > limits.max_upload_bytes {
+        return Err(IngestError::TooLarge {
+            limit: limits.max_upload_bytes,
+        });
+    }
+    if bytes.is_empty() {
+        return Err(IngestError::Empty);
+    }
+    let probe = resize::probe(bytes)?;
+    if probe.pixels() > limits.max_pixels {
+        return Err(IngestError::TooManyPixels {
+            width: probe.width,
+            height: probe.height,
+            pixels: probe.pixels(),
+            limit: limits.max_pixels,
+        });
+    }
+    Ok(probe)
 }
 
 /// What applies to every file of one upload request.
@@ -69,12 +109,12 @@ pub struct UploadRequest {
 /// Stores one checked file and enqueues its processing.
 pub async fn accept(
     backends: &Backends,
-    settings: &Settings,
+    limits: &Limits,
     filename: String,
     bytes: Bytes,
     request: &UploadRequest,
-) -> Result<Photo, ApiError> {
-    let probe = validate(&bytes, settings)?;
+) -> Result<Photo, IngestError> {
+    let probe = validate(&bytes, limits)?;
     let id = PhotoId::new();
     let photo = Photo {
         id: id.clone(),
@@ -99,11 +139,11 @@ pub async fn accept(
     {
         // A failed PUT may still have landed; make sure it did not.
         let _ = backends.storage.delete(&original_key).await;
-        return Err(ApiError::unavailable("storing the original", &error));
+        return Err(IngestError::unavailable("storing the original")(error));
     }
     if let Err(error) = backends.index.insert(&photo).await {
         undo(backends, &photo, false).await;
-        return Err(ApiError::unavailable("recording the photo", &error));
+        return Err(IngestError::unavailable("recording the photo")(error));
     }
     // Announced before the job exists: publishes are confirmed, so `photo.queued` is in every
     // listener's queue before a worker can say `photo.processing`, and pages see them in order.
@@ -115,7 +155,7 @@ pub async fn accept(
     {
         undo(backends, &photo, true).await;
         backends.announce_deleted(&photo).await;
-        return Err(ApiError::unavailable("queueing the photo", &error));
+        return Err(IngestError::unavailable("queueing the photo")(error));
     }
     Ok(photo)
 }
@@ -132,43 +172,5 @@ async fn undo(backends: &Backends, photo: &Photo, recorded: bool) {
         .await
     {
         tracing::error!(id = %photo.id, error = format!("{error:#}"), "could not undo original of a failed upload");
-    }
-}
-
-/// Parses the `ops` form field: a comma list, applied in order; blanks are ignored.
-pub fn parse_ops(field: &str) -> Result<Vec<Op>, ApiError> {
-    field
-        .split(',')
-        .map(str::trim)
-        .filter(|op| !op.is_empty())
-        .map(|op| {
-            op.parse::<Op>()
-                .map_err(|e| ApiError::bad_request("unknown_op", e.to_string()))
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ops_parse_in_order_and_reject_unknown_names() {
-        assert_eq!(
-            parse_ops(" rotate90, grayscale,,").ok(),
-            Some(vec![Op::Rotate90, Op::Grayscale])
-        );
-        assert_eq!(parse_ops("").ok(), Some(vec![]));
-        let error = parse_ops("rotate90,sepia")
-            .err()
-            .map(|e| (e.status, e.message));
-        assert_eq!(
-            error,
-            Some((
-                StatusCode::BAD_REQUEST,
-                "unknown operation 'sepia' (expected rotate90, rotate180, rotate270, grayscale)"
-                    .into()
-            ))
-        );
     }
 }

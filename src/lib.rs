@@ -5,18 +5,25 @@
 //! `worker` (fetch, `resize`, store variants, record the result) → `cache` (metadata that
 //! `routes::photos` lists and serves). `storage`, `queue` and `cache` are traits with one
 //! implementation per backend, so the roles never know which backend they run on.
+//!
+//! Around that path: `domain` is the vocabulary every module speaks and depends on nothing;
+//! `cli` is the command line only, and `startup` turns it into the settings each component
+//! owns (`storage::S3Settings`, `ingest::Limits`, `worker::WorkerSettings`, ...) and runs the
+//! roles; `error_code` is the catalog of every code the API answers with; `retry` is the one
+//! backoff every retry loop uses.
 
 pub mod backends;
 pub mod bench;
 pub mod cache;
-pub mod configuration;
+pub mod cli;
 pub mod domain;
-pub mod error;
+pub mod error_code;
 pub mod healthcheck;
 pub mod ingest;
 pub mod notifier;
 pub mod queue;
 pub mod resize;
+pub mod retry;
 pub mod routes;
 pub mod startup;
 pub mod storage;

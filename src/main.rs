@@ -1,16 +1,16 @@
-//! The `gallery` binary: one subcommand per role.
+//! The `gallery` binary: one subcommand per role. It reads the command line (`cli`), turns it
+//! into typed settings (`startup::Settings`) and runs the role.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
-use clap::Parser;
 use gallery::backends::Backends;
-use gallery::configuration::{Cli, Command};
-use gallery::startup::{run_notifier, run_serve, run_worker, Application};
-use gallery::worker::WorkerConfig;
+use gallery::cli::{Cli, Command};
+use gallery::notifier::NotifierSettings;
+use gallery::routes::WebSettings;
+use gallery::startup::{run_notifier, run_serve, run_worker, Application, Settings};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_process();
     if let Command::Healthcheck { url } = &cli.command {
         return match gallery::healthcheck::probe(url) {
             Ok(()) => ExitCode::SUCCESS,
@@ -50,45 +50,31 @@ fn main() -> ExitCode {
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Web(args) => {
-            args.settings.require_shared("web")?;
-            let backends = Backends::connect(&args.settings, "web").await?;
-            let app =
-                Application::build(args.listen, args.static_dir, args.settings, backends).await?;
-            tracing::info!("web listening on {}", args.listen);
+            let settings = Settings::from_args(&args.shared, None)?;
+            settings.backends.require_shared("web")?;
+            let web = WebSettings::from_args(&args.http);
+            let backends = Backends::connect(&settings.backends, "web").await?;
+            let app = Application::build(&web, &settings, backends).await?;
+            tracing::info!("web listening on {}:{}", web.listen.ip(), app.port());
             app.run_until_stopped().await?;
             Ok(())
         }
         Command::Worker(args) => {
-            args.settings.require_shared("worker")?;
-            let config = WorkerConfig {
-                concurrency: args.concurrency,
-                job_delay: Duration::from_millis(args.job_delay_ms),
-            };
-            run_worker(args.settings, config, args.health_listen).await
+            let settings = Settings::from_args(&args.shared, Some(&args.worker))?;
+            settings.backends.require_shared("worker")?;
+            run_worker(settings, args.health_listen).await
         }
         Command::Notifier(args) => {
-            args.settings.require_shared("notifier")?;
-            let config = args.channels.notifier_config()?;
-            run_notifier(args.settings, config, args.health_listen).await
+            let settings = Settings::from_args(&args.shared, None)?;
+            settings.backends.require_shared("notifier")?;
+            let notifier = NotifierSettings::from_args(&args.channels)?;
+            run_notifier(settings, notifier, args.health_listen).await
         }
         Command::Serve(args) => {
-            let notifier = if args.channels.any() {
-                Some(args.channels.notifier_config()?)
-            } else {
-                None
-            };
-            let worker = WorkerConfig {
-                concurrency: args.concurrency,
-                job_delay: Duration::from_millis(args.job_delay_ms),
-            };
-            run_serve(
-                args.listen,
-                args.static_dir,
-                args.settings,
-                worker,
-                notifier,
-            )
-            .await
+            let settings = Settings::from_args(&args.shared, Some(&args.worker))?;
+            let notifier = NotifierSettings::from_args(&args.channels)?;
+            let notifier = notifier.any_channel().then_some(notifier);
+            run_serve(WebSettings::from_args(&args.http), settings, notifier).await
         }
         Command::Healthcheck { .. } | Command::Bench(_) => Ok(()),
     }

@@ -1,4 +1,9 @@
 //! Logging set-up: one line per event on stderr, level from `GALLERY_LOG` (default info).
+//! Colour only on a terminal, so container logs and files carry no escape codes. Secrets
+//! never reach a line: they are held as `SecretString`, which prints as `[REDACTED]`, and
+//! URLs are logged without their credentials.
+
+use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
@@ -7,6 +12,7 @@ pub fn init() {
     // A second call (tests spawn many apps in one process) keeps the first subscriber.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }

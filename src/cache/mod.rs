@@ -8,7 +8,7 @@ mod redis;
 use async_trait::async_trait;
 
 pub use self::embedded::EmbeddedIndex;
-pub use self::redis::RedisIndex;
+pub use self::redis::{RedisIndex, RedisSettings};
 use crate::domain::{Photo, PhotoId};
 
 /// One page of the gallery, newest first.

@@ -7,9 +7,19 @@ use async_trait::async_trait;
 use fred::prelude::*;
 use fred::types::sorted_sets::{ZRange, ZRangeBound, ZRangeKind, ZSort};
 use fred::types::{Expiration, SetOptions};
+use secrecy::{ExposeSecret, SecretString};
 
 use super::{Page, PhotoIndex};
 use crate::domain::{Photo, PhotoId};
+
+/// Where the index lives in Redis.
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    /// `redis://[:password@]host:port[/db]`; secret, since it may hold the password.
+    pub url: SecretString,
+    /// Prefix of every key written, so several galleries can share one Redis.
+    pub prefix: String,
+}
 
 pub struct RedisIndex {
     client: Client,
@@ -18,8 +28,11 @@ pub struct RedisIndex {
 
 impl RedisIndex {
     /// Connects once; afterwards fred reconnects on its own with exponential backoff.
-    pub async fn connect(url: &str, prefix: &str) -> anyhow::Result<Self> {
-        let config = Config::from_url(url).context("invalid Redis URL")?;
+    pub async fn connect(settings: &RedisSettings) -> anyhow::Result<Self> {
+        // fred's error would quote the URL, password included.
+        let config = Config::from_url(settings.url.expose_secret()).map_err(|_| {
+            anyhow::anyhow!("invalid Redis URL (expected redis://[:password@]host:port)")
+        })?;
         let client = Builder::from_config(config)
             .with_connection_config(|c| {
                 c.connection_timeout = std::time::Duration::from_secs(5);
@@ -34,7 +47,7 @@ impl RedisIndex {
         client.init().await.context("Redis is not reachable")?;
         Ok(RedisIndex {
             client,
-            prefix: prefix.to_owned(),
+            prefix: settings.prefix.clone(),
         })
     }
 

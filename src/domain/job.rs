@@ -2,8 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::PhotoId;
-use crate::resize::Op;
+use super::{Op, PhotoId};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Job {

@@ -1,12 +1,18 @@
-//! The gallery's vocabulary: photo ids, photo records and their status, processing jobs.
-//! Constructors reject invalid values so the rest of the code can trust what it holds.
+//! The gallery's vocabulary: photo ids, photo records and their status, the operations and
+//! variants a photo gets, processing jobs and events. Constructors reject invalid values so
+//! the rest of the code can trust what it holds. Nothing here depends on another module of
+//! the crate: the engine, the backends and the routes all speak these types.
 
 mod event;
 mod job;
+mod op;
 mod photo;
 mod photo_id;
+mod variant;
 
 pub use event::{Event, EventKind};
 pub use job::Job;
+pub use op::{Op, UnknownOp};
 pub use photo::{Notify, Photo, Status, VariantInfo};
 pub use photo_id::PhotoId;
+pub use variant::VariantSpec;

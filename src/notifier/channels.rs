@@ -6,6 +6,7 @@ use anyhow::{bail, Context};
 use hmac::{Hmac, Mac};
 use lettre::message::Mailbox;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use sha2::Sha256;
 
@@ -48,24 +49,27 @@ impl Email {
 
 pub struct Telegram {
     client: reqwest::Client,
-    endpoint: String,
+    /// Holds the bot token.
+    endpoint: SecretString,
 }
 
 impl Telegram {
     pub fn new(client: reqwest::Client, api: &str, token: &str) -> Self {
         Telegram {
             client,
-            endpoint: format!("{}/bot{token}/sendMessage", api.trim_end_matches('/')),
+            endpoint: format!("{}/bot{token}/sendMessage", api.trim_end_matches('/')).into(),
         }
     }
 
     pub async fn send(&self, chat_id: &str, message: &Message) -> anyhow::Result<()> {
         let response = self
             .client
-            .post(&self.endpoint)
+            .post(self.endpoint.expose_secret())
             .json(&json!({"chat_id": chat_id, "text": message.text}))
             .send()
             .await
+            // The URL holds the bot token: keep it out of the error (and so out of the logs).
+            .map_err(|error| error.without_url())
             .context("Telegram is not reachable")?;
         if !response.status().is_success() {
             bail!("Telegram answered HTTP {}", response.status());
@@ -126,6 +130,7 @@ impl Webhook {
             .body(body)
             .send()
             .await
+            .map_err(|error| error.without_url())
             .context("webhook is not reachable")?;
         if !response.status().is_success() {
             bail!("webhook answered HTTP {}", response.status());

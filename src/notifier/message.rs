@@ -3,8 +3,7 @@
 
 use std::str::FromStr;
 
-use crate::domain::{Event, EventKind};
-use crate::resize::Op;
+use crate::domain::{Event, EventKind, Op};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lang {

@@ -9,30 +9,58 @@ pub mod message;
 
 use std::time::Duration;
 
+use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::watch;
 
 use self::channels::{Email, Telegram, Webhook};
 use self::message::{Lang, Message};
-use crate::backends::{subscribe_until_stopped, Backends};
+use crate::backends::Backends;
 use crate::domain::Event;
 use crate::queue::{EventDelivery, Listener, NOTIFY_LISTENER};
+use crate::retry::{until_ok, RetryPolicy};
 
 /// Where and how to send; a channel without its settings is off.
 #[derive(Debug, Clone)]
-pub struct NotifierConfig {
-    pub smtp_url: Option<String>,
+pub struct NotifierSettings {
+    pub smtp_url: Option<SecretString>,
     pub smtp_from: Option<String>,
-    pub telegram_token: Option<String>,
+    pub telegram_token: Option<SecretString>,
     pub telegram_api: String,
     pub webhook_url: Option<String>,
-    pub webhook_secret: Option<String>,
+    pub webhook_secret: Option<SecretString>,
     /// Told about every photo, besides the uploader's own targets.
     pub default_email: Option<String>,
     pub default_telegram: Option<String>,
     pub lang: Lang,
-    /// Tries per channel and message, and the delay before the second (doubling after).
+    /// Tries per channel and message, and the waits between them.
     pub attempts: u32,
-    pub retry_delay: Duration,
+    pub retry: RetryPolicy,
+}
+
+impl Default for NotifierSettings {
+    /// Every channel off; 5 tries per send, 2 s apart doubling.
+    fn default() -> Self {
+        NotifierSettings {
+            smtp_url: None,
+            smtp_from: None,
+            telegram_token: None,
+            telegram_api: "https://api.telegram.org".into(),
+            webhook_url: None,
+            webhook_secret: None,
+            default_email: None,
+            default_telegram: None,
+            lang: Lang::En,
+            attempts: 5,
+            retry: RetryPolicy::doubling(Duration::from_secs(2)),
+        }
+    }
+}
+
+impl NotifierSettings {
+    /// Whether any channel is configured at all.
+    pub fn any_channel(&self) -> bool {
+        self.smtp_url.is_some() || self.telegram_token.is_some() || self.webhook_url.is_some()
+    }
 }
 
 struct Channels {
@@ -42,21 +70,20 @@ struct Channels {
 }
 
 impl Channels {
-    fn new(config: &NotifierConfig) -> anyhow::Result<Self> {
+    fn new(config: &NotifierSettings) -> anyhow::Result<Self> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
             .build()?;
         let email = match (&config.smtp_url, &config.smtp_from) {
-            (Some(url), Some(from)) => Some(Email::new(url, from)?),
+            (Some(url), Some(from)) => Some(Email::new(url.expose_secret(), from)?),
             _ => {
                 tracing::info!("e-mail off: set GALLERY_SMTP_URL and GALLERY_SMTP_FROM to send it");
                 None
             }
         };
-        let telegram = config
-            .telegram_token
-            .as_ref()
-            .map(|token| Telegram::new(client.clone(), &config.telegram_api, token));
+        let telegram = config.telegram_token.as_ref().map(|token| {
+            Telegram::new(client.clone(), &config.telegram_api, token.expose_secret())
+        });
         if telegram.is_none() {
             tracing::info!("Telegram off: set GALLERY_TELEGRAM_TOKEN to send it");
         }
@@ -64,7 +91,11 @@ impl Channels {
             Webhook::new(
                 client.clone(),
                 url,
-                config.webhook_secret.as_deref().unwrap_or_default(),
+                config
+                    .webhook_secret
+                    .as_ref()
+                    .map(|secret| secret.expose_secret())
+                    .unwrap_or_default(),
             )
         });
         if webhook.is_none() {
@@ -81,7 +112,7 @@ impl Channels {
 /// Runs until `shutdown` turns true; resubscribes whenever the bus connection drops.
 pub async fn run(
     backends: Backends,
-    config: NotifierConfig,
+    config: NotifierSettings,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let channels = Channels::new(&config)?;
@@ -91,9 +122,13 @@ pub async fn run(
                 name: NOTIFY_LISTENER.into(),
             })
         };
-        let Some(mut events) =
-            subscribe_until_stopped("photo events", &mut shutdown, listener).await
-        else {
+        let subscribed = until_ok(
+            RetryPolicy::RECONNECT,
+            "cannot subscribe to photo events",
+            Some(&mut shutdown),
+            listener,
+        );
+        let Some(mut events) = subscribed.await else {
             break;
         };
         tracing::info!("notifier listening for finished photos");
@@ -114,7 +149,7 @@ pub async fn run(
     Ok(())
 }
 
-async fn handle(channels: &Channels, config: &NotifierConfig, delivery: EventDelivery) {
+async fn handle(channels: &Channels, config: &NotifierSettings, delivery: EventDelivery) {
     let event = &delivery.event;
     let settled = match message::render(event, config.lang) {
         None => delivery.settle.ack().await,
@@ -135,7 +170,7 @@ async fn handle(channels: &Channels, config: &NotifierConfig, delivery: EventDel
 /// Sends on every configured channel, each retried on its own; true when all succeeded.
 async fn notify(
     channels: &Channels,
-    config: &NotifierConfig,
+    config: &NotifierSettings,
     event: &Event,
     message: &Message,
 ) -> bool {
@@ -167,21 +202,20 @@ fn targets<'a>(own: Option<&'a str>, default: Option<&'a str>) -> Vec<&'a str> {
     targets
 }
 
-async fn retry<F, Fut>(config: &NotifierConfig, channel: &str, mut send: F) -> bool
+async fn retry<F, Fut>(config: &NotifierSettings, channel: &str, mut send: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
-    let mut delay = config.retry_delay;
     for attempt in 1..=config.attempts.max(1) {
         match send().await {
             Ok(()) => return true,
             Err(error) if attempt < config.attempts => {
+                let delay = config.retry.delay(attempt);
                 tracing::warn!(
                     "{channel} send failed (try {attempt}): {error:#}; retrying in {delay:?}"
                 );
                 tokio::time::sleep(delay).await;
-                delay *= 2;
             }
             Err(error) => tracing::error!("{channel} send failed after {attempt} tries: {error:#}"),
         }

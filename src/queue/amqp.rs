@@ -27,6 +27,7 @@ use amqprs::connection::{Connection, OpenConnectionArguments};
 use amqprs::{Ack, BasicProperties, Cancel, CloseChannel, FieldTable, FieldValue, Nack, Return};
 use anyhow::{anyhow, bail, Context};
 use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 use super::{
@@ -51,8 +52,8 @@ struct Inner {
 
 impl AmqpQueue {
     /// Checks the URL only; connections are opened when first needed.
-    pub fn new(url: &str, queue: &str, role: &str) -> anyhow::Result<Self> {
-        let mut connect_args = connection_args(url)?;
+    pub fn new(url: &SecretString, queue: &str, role: &str) -> anyhow::Result<Self> {
+        let mut connect_args = connection_args(url.expose_secret())?;
         connect_args.connection_name(&format!("gallery-{role}-{queue}"));
         Ok(AmqpQueue {
             inner: Arc::new(Inner {
@@ -242,8 +243,9 @@ impl Inner {
 
 /// Connection settings from an AMQP URL (`amqp://user:pass@host:port/vhost`).
 pub fn connection_args(url: &str) -> anyhow::Result<OpenConnectionArguments> {
-    let mut args =
-        OpenConnectionArguments::try_from(url).map_err(|e| anyhow!("invalid AMQP URL: {e}"))?;
+    // The parser's error could quote the URL, password included: say only what was expected.
+    let mut args = OpenConnectionArguments::try_from(url)
+        .map_err(|_| anyhow!("invalid AMQP URL (expected amqp://user:password@host:port/vhost)"))?;
     // amqprs takes the vhost verbatim; the AMQP URI spec percent-encodes it ("%2f" is "/").
     args.virtual_host(&vhost_of(url));
     Ok(args)

@@ -10,10 +10,30 @@ mod embedded;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use secrecy::SecretString;
 
 pub use self::amqp::{connection_args, AmqpQueue, NOTIFY_LISTENER};
 pub use self::embedded::EmbeddedQueue;
 use crate::domain::{Event, Job};
+
+/// Which broker carries the jobs and what the queues are called.
+#[derive(Debug, Clone)]
+pub struct QueueSettings {
+    /// RabbitMQ, `amqp://user:password@host:port/vhost` (secret: it holds the password).
+    /// `None`: the embedded queue in the data dir.
+    pub amqp_url: Option<SecretString>,
+    /// The job queue; the retry, dead-letter, exchange and notifier queues are named after it.
+    pub name: String,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        QueueSettings {
+            amqp_url: None,
+            name: "gallery.jobs".into(),
+        }
+    }
+}
 
 #[async_trait]
 pub trait JobQueue: Send + Sync {

@@ -1,9 +1,10 @@
 //! Decoded pixels in the layouts the engine works in (JPEG-native Y'CbCr planes, a luma plane,
-//! or interleaved 8-bit pixels), and what is done to them: resize, orient, drop colour, encode.
+//! or interleaved 8-bit pixels), and what is done to them: resize, orient, drop colour. The
+//! codecs (`jpeg`, `raster`) read and write frames; a frame knows nothing of them.
 
 use fast_image_resize as fr;
 
-use super::{jpeg, raster, ProcessError};
+use crate::domain::Op;
 
 /// The resampling filter for every resize. Lanczos3 matches what vips and Pillow use for
 /// thumbnails, so our variants look like theirs; its extra cost over CatmullRom is small next to
@@ -230,32 +231,6 @@ impl Frame {
             pixels,
         })
     }
-
-    /// Encodes a finished variant: JPEG when opaque, PNG when it has alpha.
-    pub fn encode(
-        &self,
-        quality: u8,
-        icc: Option<&[u8]>,
-    ) -> Result<(Vec<u8>, &'static str), ProcessError> {
-        let bytes = match &self.pixels {
-            Pixels::Packed { data, channels } if *channels == 2 || *channels == 4 => {
-                let bytes = raster::encode_png(data, self.width, self.height, *channels, icc)?;
-                return Ok((bytes, "image/png"));
-            }
-            Pixels::Ycc { y, cb, cr, .. } => {
-                jpeg::encode_ycc420(y, cb, cr, self.width, self.height, quality, icc)
-            }
-            Pixels::Gray(plane) => {
-                jpeg::encode_packed(&plane.data, self.width, self.height, 1, quality, icc)
-            }
-            Pixels::Packed { data, channels } => {
-                jpeg::encode_packed(data, self.width, self.height, *channels, quality, icc)
-            }
-        };
-        bytes
-            .map(|b| (b, "image/jpeg"))
-            .map_err(ProcessError::Encode)
-    }
 }
 
 /// BT.601 luma, the weights JPEG's own Y'CbCr uses, so a grayscale PNG matches a grayscale JPEG.
@@ -301,13 +276,13 @@ impl Transform {
     }
 
     /// Follows this transform by the rotate ops, in order (grayscale does not move pixels).
-    pub fn then_ops(self, ops: &[super::Op]) -> Transform {
+    pub fn then_ops(self, ops: &[Op]) -> Transform {
         ops.iter().fold(self, |t, op| {
             let r = match op {
-                super::Op::Rotate90 => Self::ROTATE90,
-                super::Op::Rotate180 => Self::ROTATE180,
-                super::Op::Rotate270 => Self::ROTATE270,
-                super::Op::Grayscale => return t,
+                Op::Rotate90 => Self::ROTATE90,
+                Op::Rotate180 => Self::ROTATE180,
+                Op::Rotate270 => Self::ROTATE270,
+                Op::Grayscale => return t,
             };
             Self::from_matrix(mul(r, t.matrix()))
         })

@@ -69,50 +69,11 @@ mod raster;
 #[cfg(test)]
 mod tests;
 
-use std::str::FromStr;
-
-use serde::{Deserialize, Serialize};
-
 pub use probe::probe;
 
-use frame::{Frame, Transform};
+use frame::{Frame, Pixels, Transform};
 
-/// An operation a person can ask for at upload, applied in the order given.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Op {
-    Rotate90,
-    Rotate180,
-    Rotate270,
-    Grayscale,
-}
-
-impl Op {
-    pub const ALL: [Op; 4] = [Op::Rotate90, Op::Rotate180, Op::Rotate270, Op::Grayscale];
-
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Op::Rotate90 => "rotate90",
-            Op::Rotate180 => "rotate180",
-            Op::Rotate270 => "rotate270",
-            Op::Grayscale => "grayscale",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown operation '{0}' (expected rotate90, rotate180, rotate270, grayscale)")]
-pub struct UnknownOp(pub String);
-
-impl FromStr for Op {
-    type Err = UnknownOp;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Op::ALL
-            .into_iter()
-            .find(|op| op.as_str() == s)
-            .ok_or_else(|| UnknownOp(s.to_owned()))
-    }
-}
+use crate::domain::{Op, VariantSpec};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -173,13 +134,6 @@ pub enum ProbeError {
     UnsupportedType,
     #[error("unreadable image header: {0}")]
     BadHeader(String),
-}
-
-/// One variant to make: the longest side is scaled down to `max_side`, never up.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VariantSpec {
-    pub name: String,
-    pub max_side: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -309,7 +263,7 @@ pub fn process(
             .map_err(ProcessError::Encode)?;
         let transformed = small.transformed(decoded.transform);
         let oriented = transformed.as_ref().unwrap_or(&small);
-        let (bytes, content_type) = oriented.encode(settings.jpeg_quality, icc)?;
+        let (bytes, content_type) = encode(oriented, settings.jpeg_quality, icc)?;
         made[i] = Some(Variant {
             name: spec.name.clone(),
             width: oriented.width,
@@ -324,6 +278,31 @@ pub fn process(
         height,
         variants: made.into_iter().flatten().collect(),
     })
+}
+
+/// Encodes a finished variant: JPEG when opaque, PNG when it has alpha.
+fn encode(
+    frame: &Frame,
+    quality: u8,
+    icc: Option<&[u8]>,
+) -> Result<(Vec<u8>, &'static str), ProcessError> {
+    let (width, height) = (frame.width, frame.height);
+    let bytes = match &frame.pixels {
+        Pixels::Packed { data, channels } if *channels == 2 || *channels == 4 => {
+            let bytes = raster::encode_png(data, width, height, *channels, icc)?;
+            return Ok((bytes, "image/png"));
+        }
+        Pixels::Ycc { y, cb, cr, .. } => {
+            jpeg::encode_ycc420(y, cb, cr, width, height, quality, icc)
+        }
+        Pixels::Gray(plane) => jpeg::encode_packed(&plane.data, width, height, 1, quality, icc),
+        Pixels::Packed { data, channels } => {
+            jpeg::encode_packed(data, width, height, *channels, quality, icc)
+        }
+    };
+    bytes
+        .map(|b| (b, "image/jpeg"))
+        .map_err(ProcessError::Encode)
 }
 
 struct Decoded {

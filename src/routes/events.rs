@@ -12,11 +12,13 @@ use actix_web::{get, web, HttpResponse};
 use bytes::Bytes;
 use serde_json::json;
 use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
 
-use super::photos::PhotoView;
+use super::view::PhotoView;
 use super::AppState;
 use crate::domain::Event;
 use crate::queue::{JobQueue, Listener};
+use crate::retry::{until_ok, RetryPolicy};
 
 const KEEPALIVE: Duration = Duration::from_secs(15);
 
@@ -24,34 +26,46 @@ const KEEPALIVE: Duration = Duration::from_secs(15);
 #[derive(Clone)]
 pub struct LiveEvents {
     sender: broadcast::Sender<Bytes>,
+    /// Cancelled when the server stops: every open stream ends, so open pages never hold
+    /// a shutdown up (browsers reconnect to whichever web process is there next).
+    closing: CancellationToken,
 }
 
 impl LiveEvents {
     /// Subscribes to the bus in the background, resubscribing whenever the connection drops.
     pub fn start(queue: Arc<dyn JobQueue>) -> Self {
         let (sender, _) = broadcast::channel(256);
+        let closing = CancellationToken::new();
         let feed = sender.clone();
-        tokio::spawn(async move {
-            let mut delay = Duration::from_millis(500);
+        let stopped = closing.clone();
+        let listen = async move {
             loop {
-                match queue.subscribe_events(Listener::Live).await {
-                    Ok(mut subscription) => {
-                        delay = Duration::from_millis(500);
-                        while let Some(delivery) = subscription.next().await {
-                            // No receivers is fine: nobody has the page open.
-                            let _ = feed.send(frame(&delivery.event));
-                        }
-                        tracing::warn!("live event subscription ended; resubscribing");
-                    }
-                    Err(error) => tracing::warn!(
-                        "cannot subscribe to photo events: {error:#}; retrying in {delay:?}"
-                    ),
+                let subscribe = || queue.subscribe_events(Listener::Live);
+                let what = "cannot subscribe to photo events";
+                let Some(mut subscription) =
+                    until_ok(RetryPolicy::RECONNECT, what, None, subscribe).await
+                else {
+                    return;
+                };
+                while let Some(delivery) = subscription.next().await {
+                    // No receivers is fine: nobody has the page open.
+                    let _ = feed.send(frame(&delivery.event));
                 }
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(10));
+                tracing::warn!("live event subscription ended; resubscribing");
+            }
+        };
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = stopped.cancelled() => {}
+                _ = listen => {}
             }
         });
-        LiveEvents { sender }
+        LiveEvents { sender, closing }
+    }
+
+    /// Ends every open stream and stops listening.
+    pub fn close(&self) {
+        self.closing.cancel();
     }
 }
 
@@ -63,14 +77,22 @@ fn frame(event: &Event) -> Bytes {
 #[get("/api/events")]
 pub async fn events(state: web::Data<AppState>) -> HttpResponse {
     let receiver = state.live.sender.subscribe();
+    let closing = state.live.closing.clone();
     let hello = Bytes::from_static(b": connected\n\n");
     let stream = futures_util::stream::unfold(
-        (Some(hello), receiver),
-        |(first, mut receiver)| async move {
+        (Some(hello), receiver, closing),
+        |(first, mut receiver, closing)| async move {
             if let Some(first) = first {
-                return Some((Ok::<_, std::convert::Infallible>(first), (None, receiver)));
+                return Some((
+                    Ok::<_, std::convert::Infallible>(first),
+                    (None, receiver, closing),
+                ));
             }
-            let chunk = match tokio::time::timeout(KEEPALIVE, receiver.recv()).await {
+            let next = tokio::select! {
+                _ = closing.cancelled() => return None,
+                next = tokio::time::timeout(KEEPALIVE, receiver.recv()) => next,
+            };
+            let chunk = match next {
                 Ok(Ok(frame)) => frame,
                 Ok(Err(broadcast::error::RecvError::Lagged(_))) => {
                     Bytes::from_static(b"event: resync\ndata: {}\n\n")
@@ -78,7 +100,7 @@ pub async fn events(state: web::Data<AppState>) -> HttpResponse {
                 Ok(Err(broadcast::error::RecvError::Closed)) => return None,
                 Err(_) => Bytes::from_static(b": keepalive\n\n"),
             };
-            Some((Ok(chunk), (None, receiver)))
+            Some((Ok(chunk), (None, receiver, closing)))
         },
     );
     HttpResponse::Ok()

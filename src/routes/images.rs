@@ -5,9 +5,9 @@
 use actix_web::http::header::{self, EntityTag, Header as _, IfNoneMatch};
 use actix_web::{get, web, HttpRequest, HttpResponse};
 
+use super::error::ApiError;
 use super::AppState;
-use crate::domain::{Photo, PhotoId};
-use crate::error::ApiError;
+use crate::domain::Photo;
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
@@ -17,7 +17,7 @@ pub async fn original(
     path: web::Path<String>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let photo = super::photos::load(&state, &path).await?;
+    let photo = super::view::load(&state, &path).await?;
     let tag = EntityTag::new_strong(photo.id.to_string());
     serve(
         &state,
@@ -37,7 +37,7 @@ pub async fn variant(
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let (id, name) = path.into_inner();
-    let photo = super::photos::load(&state, &id).await?;
+    let photo = super::view::load(&state, &id).await?;
     let Some(info) = photo.variants.get(&name) else {
         return Err(ApiError::not_found(format!(
             "photo {id} has no variant '{name}' (yet)"
@@ -84,13 +84,4 @@ async fn serve(
         .insert_header((header::CACHE_CONTROL, cache_control))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .streaming(stream))
-}
-
-/// Used by the photo JSON to point at the images.
-pub fn original_url(id: &PhotoId) -> String {
-    format!("/api/photos/{id}/original")
-}
-
-pub fn variant_url(id: &PhotoId, name: &str) -> String {
-    format!("/api/photos/{id}/variants/{name}")
 }

@@ -1,83 +1,23 @@
 //! `/api/photos`: upload (multipart), list newest first, show one, delete.
 
-use std::collections::BTreeMap;
-
 use actix_multipart::Multipart;
 use actix_web::{delete, get, post, web, HttpResponse};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 
-use super::images::{original_url, variant_url};
+use super::error::ApiError;
+use super::view::{load, PhotoView};
 use super::AppState;
-use crate::domain::{Notify, Photo, PhotoId, Status};
-use crate::error::ApiError;
-use crate::ingest;
-use crate::resize::Op;
-
-/// A photo as the API shows it.
-#[derive(Debug, Serialize)]
-pub struct PhotoView {
-    pub id: PhotoId,
-    pub filename: String,
-    pub content_type: String,
-    pub bytes: u64,
-    pub width: u32,
-    pub height: u32,
-    pub status: Status,
-    pub ops: Vec<Op>,
-    pub created_at: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    pub original_url: String,
-    pub variants: BTreeMap<String, VariantView>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct VariantView {
-    pub url: String,
-    pub width: u32,
-    pub height: u32,
-}
-
-impl From<Photo> for PhotoView {
-    fn from(photo: Photo) -> Self {
-        let variants = photo
-            .variants
-            .iter()
-            .map(|(name, info)| {
-                let view = VariantView {
-                    url: variant_url(&photo.id, name),
-                    width: info.width,
-                    height: info.height,
-                };
-                (name.clone(), view)
-            })
-            .collect();
-        PhotoView {
-            original_url: original_url(&photo.id),
-            created_at: photo
-                .created_at
-                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            id: photo.id,
-            filename: photo.filename,
-            content_type: photo.content_type,
-            bytes: photo.bytes,
-            width: photo.width,
-            height: photo.height,
-            status: photo.status,
-            ops: photo.ops,
-            error: photo.error,
-            variants,
-        }
-    }
-}
+use crate::domain::{Notify, Op, PhotoId};
+use crate::error_code::ErrorCode;
+use crate::ingest::{self, IngestError};
 
 /// A file as received, before it is checked.
 struct Part {
     filename: String,
-    content: Result<Bytes, ApiError>,
+    content: Result<Bytes, IngestError>,
 }
 
 #[post("/api/photos")]
@@ -85,21 +25,24 @@ pub async fn upload(
     state: web::Data<AppState>,
     mut form: Multipart,
 ) -> Result<HttpResponse, ApiError> {
-    let settings = &state.settings;
+    let limits = &state.limits;
     let mut parts = Vec::new();
     let mut ops = Vec::new();
     let (mut notify_email, mut notify_telegram) = (None, None);
     while let Some(field) = form.next().await {
         let mut field = field.map_err(|e| {
-            ApiError::bad_request("bad_multipart", format!("malformed multipart body: {e}"))
+            ApiError::new(
+                ErrorCode::BadMultipart,
+                format!("malformed multipart body: {e}"),
+            )
         })?;
         let name = field.name().unwrap_or_default().to_owned();
         match name.as_str() {
             "file" => {
-                if parts.len() >= settings.max_files {
-                    return Err(ApiError::bad_request(
-                        "too_many_files",
-                        format!("at most {} files per request", settings.max_files),
+                if parts.len() >= limits.max_files {
+                    return Err(ApiError::new(
+                        ErrorCode::TooManyFiles,
+                        format!("at most {} files per request", limits.max_files),
                     ));
                 }
                 let filename = field
@@ -107,11 +50,16 @@ pub async fn upload(
                     .and_then(|cd| cd.get_filename())
                     .unwrap_or("unnamed")
                     .to_owned();
-                let content = read_limited(&mut field, settings.max_upload_bytes).await?;
-                let content = content.ok_or_else(|| ingest::too_large(settings));
+                let content = read_limited(&mut field, limits.max_upload_bytes).await?;
+                let content = content.ok_or(IngestError::TooLarge {
+                    limit: limits.max_upload_bytes,
+                });
                 parts.push(Part { filename, content });
             }
-            "ops" => ops = ingest::parse_ops(&read_text(&mut field, "ops").await?)?,
+            "ops" => {
+                ops = Op::parse_list(&read_text(&mut field, "ops").await?)
+                    .map_err(|e| ApiError::new(ErrorCode::UnknownOp, e.to_string()))?
+            }
             "notify_email" => notify_email = Some(read_text(&mut field, "notify_email").await?),
             "notify_telegram" => {
                 notify_telegram = Some(read_text(&mut field, "notify_telegram").await?)
@@ -123,14 +71,14 @@ pub async fn upload(
         }
     }
     if parts.is_empty() {
-        return Err(ApiError::bad_request(
-            "no_file",
+        return Err(ApiError::new(
+            ErrorCode::NoFile,
             "no file in the request (send multipart/form-data parts named 'file')",
         ));
     }
 
     let notify = Notify::parse(notify_email.as_deref(), notify_telegram.as_deref())
-        .map_err(|problem| ApiError::bad_request("bad_notify", problem))?;
+        .map_err(|problem| ApiError::new(ErrorCode::BadNotify, problem))?;
     let request = ingest::UploadRequest { ops, notify };
     let mut accepted = Vec::new();
     let mut rejected = Vec::new();
@@ -139,7 +87,7 @@ pub async fn upload(
             Ok(bytes) => {
                 ingest::accept(
                     &state.backends,
-                    settings,
+                    limits,
                     part.filename.clone(),
                     bytes,
                     &request,
@@ -151,7 +99,7 @@ pub async fn upload(
         match outcome {
             Ok(photo) => accepted
                 .push(json!({"id": photo.id, "status": photo.status, "url": format!("/api/photos/{}", photo.id)})),
-            Err(error) => rejected.push((part.filename, error)),
+            Err(error) => rejected.push((part.filename, ApiError::from(error))),
         }
     }
     let rejected_json: Vec<_> = rejected
@@ -161,7 +109,7 @@ pub async fn upload(
     if accepted.is_empty() {
         // Nothing stored: answer with the first problem's own status.
         let (filename, first) = &rejected[0];
-        return Ok(HttpResponse::build(first.status).json(json!({
+        return Ok(HttpResponse::build(first.status()).json(json!({
             "error": format!("{filename}: {}", first.message),
             "code": first.code,
             "photos": [],
@@ -174,10 +122,10 @@ pub async fn upload(
 /// Reads a short text field.
 async fn read_text(field: &mut actix_multipart::Field, name: &str) -> Result<String, ApiError> {
     let bytes = read_limited(field, 1024).await?.ok_or_else(|| {
-        ApiError::bad_request("bad_field", format!("the {name} field is too long"))
+        ApiError::new(ErrorCode::BadField, format!("the {name} field is too long"))
     })?;
     String::from_utf8(bytes.to_vec())
-        .map_err(|_| ApiError::bad_request("bad_field", format!("the {name} field is not text")))
+        .map_err(|_| ApiError::new(ErrorCode::BadField, format!("the {name} field is not text")))
 }
 
 /// Reads a field whole; `None` when it is longer than `limit` (the rest is drained so the
@@ -190,7 +138,7 @@ async fn read_limited(
     let mut over = false;
     while let Some(chunk) = field.next().await {
         let chunk = chunk.map_err(|e| {
-            ApiError::bad_request("bad_multipart", format!("upload interrupted: {e}"))
+            ApiError::new(ErrorCode::BadMultipart, format!("upload interrupted: {e}"))
         })?;
         if over || (buffer.len() + chunk.len()) as u64 > limit {
             over = true;
@@ -215,15 +163,15 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let limit = query.limit.unwrap_or(30);
     if !(1..=100).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "bad_limit",
+        return Err(ApiError::new(
+            ErrorCode::BadLimit,
             "limit must be between 1 and 100",
         ));
     }
     let cursor = match query.cursor.as_deref().filter(|c| !c.is_empty()) {
         Some(cursor) => Some(
             PhotoId::parse(cursor)
-                .map_err(|_| ApiError::bad_request("bad_cursor", "cursor is not a photo id"))?,
+                .map_err(|_| ApiError::new(ErrorCode::BadCursor, "cursor is not a photo id"))?,
         ),
         None => None,
     };
@@ -259,7 +207,7 @@ pub async fn remove(
         .remove(&photo.id)
         .await
         .map_err(|e| ApiError::unavailable("deleting the photo", &e))?;
-    let names = state.settings.variants().into_iter().map(|v| v.name);
+    let names = state.variants.iter().map(|v| v.name.clone());
     for key in photo.object_keys(names) {
         if let Err(error) = backends.storage.delete(&key).await {
             tracing::error!(%key, error = format!("{error:#}"), "object of a deleted photo left in storage");
@@ -267,17 +215,4 @@ pub async fn remove(
     }
     backends.announce_deleted(&photo).await;
     Ok(HttpResponse::NoContent().finish())
-}
-
-/// The photo with this id, or 404 for an unknown or malformed id.
-pub async fn load(state: &AppState, id: &str) -> Result<Photo, ApiError> {
-    let not_found = || ApiError::not_found(format!("no photo with id '{id}'"));
-    let id = PhotoId::parse(id).map_err(|_| not_found())?;
-    state
-        .backends
-        .index
-        .get(&id)
-        .await
-        .map_err(|e| ApiError::unavailable("reading the photo", &e))?
-        .ok_or_else(not_found)
 }

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use futures_util::Stream;
 
 pub use self::fs::FsStore;
-pub use self::s3::S3Store;
+pub use self::s3::{S3Settings, S3Store};
 
 /// The bytes of an object, as they arrive.
 pub type ByteStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;

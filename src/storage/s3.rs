@@ -7,9 +7,21 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use s3::creds::Credentials;
 use s3::{Bucket, BucketConfiguration, Region};
+use secrecy::{ExposeSecret, SecretString};
 
 use super::{ByteStream, ObjectStore};
-use crate::configuration::Settings;
+
+/// Where the bucket is and how to sign in.
+#[derive(Debug, Clone)]
+pub struct S3Settings {
+    /// Path-style endpoint, e.g. `http://minio:9000`.
+    pub endpoint: String,
+    pub region: String,
+    /// Created at start-up when missing.
+    pub bucket: String,
+    pub access_key: SecretString,
+    pub secret_key: SecretString,
+}
 
 pub struct S3Store {
     bucket: Box<Bucket>,
@@ -18,20 +30,20 @@ pub struct S3Store {
 }
 
 impl S3Store {
-    pub fn new(settings: &Settings, endpoint: &str) -> anyhow::Result<Self> {
+    pub fn new(settings: &S3Settings) -> anyhow::Result<Self> {
         let region = Region::Custom {
-            region: settings.s3_region.clone(),
-            endpoint: endpoint.trim_end_matches('/').to_owned(),
+            region: settings.region.clone(),
+            endpoint: settings.endpoint.trim_end_matches('/').to_owned(),
         };
         let credentials = Credentials::new(
-            Some(&settings.s3_access_key),
-            Some(&settings.s3_secret_key),
+            Some(settings.access_key.expose_secret()),
+            Some(settings.secret_key.expose_secret()),
             None,
             None,
             None,
         )
         .context("invalid S3 credentials")?;
-        let bucket = Bucket::new(&settings.s3_bucket, region.clone(), credentials.clone())
+        let bucket = Bucket::new(&settings.bucket, region.clone(), credentials.clone())
             .context("invalid S3 bucket settings")?
             .with_path_style();
         Ok(S3Store {

@@ -2,21 +2,18 @@
 //! result, and only then settle the delivery. Failures are retried with backoff up to
 //! `max_attempts`; an image that cannot be decoded fails at once, since retrying cannot help.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use anyhow::{anyhow, Context as _};
 
+use super::WorkerSettings;
 use crate::backends::Backends;
-use crate::configuration::Settings;
-use crate::domain::{Job, Photo, Status, VariantInfo};
+use crate::domain::{Job, Photo, Status, VariantInfo, VariantSpec};
 use crate::queue::Delivery;
 use crate::resize::{self, ProcessError};
 
 pub struct Context {
     pub backends: Backends,
-    pub settings: Arc<Settings>,
-    pub job_delay: Duration,
+    pub settings: WorkerSettings,
+    pub variants: Vec<VariantSpec>,
 }
 
 /// How a job ended.
@@ -44,7 +41,7 @@ pub async fn handle(context: &Context, delivery: Delivery) {
             delivery.settle.ack().await
         }
         Err(Failure::Transient(error)) if job.attempt < context.settings.max_attempts => {
-            let delay = context.settings.retry_delay(job.attempt);
+            let delay = context.settings.retry.delay(job.attempt);
             tracing::warn!(id = %job.photo_id, attempt = job.attempt, "job failed, retrying in {delay:?}: {error:#}");
             mark(context, job, Status::Queued, &error).await;
             delivery.settle.retry(&job.next_attempt(), delay).await
@@ -76,8 +73,9 @@ async fn run(context: &Context, job: &Job) -> Result<Outcome, Failure> {
         return Ok(Outcome::Gone);
     }
     backends.announce(&photo).await;
-    if !context.job_delay.is_zero() {
-        tokio::time::sleep(context.job_delay).await;
+    #[cfg(feature = "test-hooks")]
+    if !context.settings.job_delay.is_zero() {
+        tokio::time::sleep(context.settings.job_delay).await;
     }
 
     let original_key = Photo::original_key(&photo.id);
@@ -91,18 +89,14 @@ async fn run(context: &Context, job: &Job) -> Result<Outcome, Failure> {
                 "the original ({original_key}) is missing from storage"
             ))
         })?;
-    let specs = context.settings.variants();
-    let resize_settings = resize::Settings {
-        jpeg_quality: context.settings.jpeg_quality,
-        max_pixels: context.settings.max_pixels,
-    };
+    let specs = context.variants.clone();
+    let engine = context.settings.engine.clone();
     let ops = job.ops.clone();
-    let processed = tokio::task::spawn_blocking(move || {
-        resize::process(&original, &ops, &specs, &resize_settings)
-    })
-    .await
-    .map_err(|e| Failure::Permanent(anyhow!("image processing crashed: {e}")))?
-    .map_err(|e: ProcessError| Failure::Permanent(e.into()))?;
+    let processed =
+        tokio::task::spawn_blocking(move || resize::process(&original, &ops, &specs, &engine))
+            .await
+            .map_err(|e| Failure::Permanent(anyhow!("image processing crashed: {e}")))?
+            .map_err(|e: ProcessError| Failure::Permanent(e.into()))?;
 
     let mut stored = Vec::new();
     for variant in processed.variants {

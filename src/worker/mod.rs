@@ -10,36 +10,64 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::backends::{subscribe_until_stopped, Backends};
-use crate::configuration::Settings;
+use crate::backends::Backends;
+use crate::domain::VariantSpec;
+use crate::resize;
+use crate::retry::{until_ok, RetryPolicy};
 
 pub use job::Outcome;
 
-/// What a worker needs besides its backends.
+/// How a worker runs jobs.
 #[derive(Debug, Clone)]
-pub struct WorkerConfig {
+pub struct WorkerSettings {
+    /// Jobs run at once (also the queue's prefetch).
     pub concurrency: u16,
-    /// Pause after a job is marked processing; only for tests of crashes mid-job.
+    /// Processing attempts per photo before it is failed and dead-lettered.
+    pub max_attempts: u32,
+    /// The wait before each retry of a failed job.
+    pub retry: RetryPolicy,
+    pub engine: resize::Settings,
+    /// Pause after a job is marked processing, so tests can stop a worker mid-job.
+    #[cfg(feature = "test-hooks")]
     pub job_delay: Duration,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        WorkerSettings {
+            concurrency: 2,
+            max_attempts: 3,
+            retry: RetryPolicy::doubling(Duration::from_secs(2)),
+            engine: resize::Settings::default(),
+            #[cfg(feature = "test-hooks")]
+            job_delay: Duration::ZERO,
+        }
+    }
 }
 
 /// Runs until `shutdown` turns true, then drains in-flight jobs and returns.
 pub async fn run(
     backends: Backends,
-    settings: Arc<Settings>,
-    config: WorkerConfig,
+    settings: WorkerSettings,
+    variants: Vec<VariantSpec>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let concurrency = config.concurrency.max(1);
+    let concurrency = settings.concurrency.max(1);
     let context = Arc::new(job::Context {
         backends,
         settings,
-        job_delay: config.job_delay,
+        variants,
     });
     let mut in_flight = JoinSet::new();
     loop {
         let consume = || context.backends.queue.consume(concurrency);
-        let Some(mut jobs) = subscribe_until_stopped("jobs", &mut shutdown, consume).await else {
+        let subscribed = until_ok(
+            RetryPolicy::RECONNECT,
+            "cannot subscribe to jobs",
+            Some(&mut shutdown),
+            consume,
+        );
+        let Some(mut jobs) = subscribed.await else {
             break;
         };
         tracing::info!(concurrency, "worker consuming jobs");

@@ -133,7 +133,7 @@ async fn upload(gateway: &Gateway, app: &TestApp, name: &str, bytes: Vec<u8>) ->
 #[tokio::test]
 async fn uploads_near_the_limit_pass_and_over_it_get_413() {
     let limit = 3 * 1024 * 1024;
-    let app = spawn_app_with(BackendSet::Services, |s| s.max_upload_bytes = limit).await;
+    let app = spawn_app_with(BackendSet::Services, |s| s.limits.max_upload_bytes = limit).await;
     let gateway = start_gateway(&app).await;
     let near = noisy_jpeg_fixture(1200, 1000);
     assert!(

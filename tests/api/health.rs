@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use gallery::backends::Backends;
+use gallery::routes::WebSettings;
 use gallery::startup::Application;
 use gallery::storage::S3Store;
 use serde_json::Value;
@@ -32,20 +33,23 @@ async fn healthz_and_readyz_answer_when_everything_is_up(set: BackendSet) {
 #[tokio::test]
 async fn readyz_names_the_unreachable_dependency() {
     let settings = test_settings();
-    let healthy = Backends::connect(&settings, "web").await.expect("connect");
+    let healthy = Backends::connect(&settings.backends, "web")
+        .await
+        .expect("connect");
     // The discard port: nothing listens.
+    let mut unreachable = settings.backends.s3.clone().expect("S3 configured");
+    unreachable.endpoint = "http://127.0.0.1:9".into();
     let backends = Backends {
-        storage: Arc::new(S3Store::new(&settings, "http://127.0.0.1:9").expect("store")),
+        storage: Arc::new(S3Store::new(&unreachable).expect("store")),
         ..healthy
     };
-    let app = Application::build(
-        "127.0.0.1:0".parse().expect("addr"),
-        "static".into(),
-        settings,
-        backends,
-    )
-    .await
-    .expect("build");
+    let web = WebSettings {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        ..WebSettings::default()
+    };
+    let app = Application::build(&web, &settings, backends)
+        .await
+        .expect("build");
     let url = format!("http://127.0.0.1:{}/readyz", app.port());
     tokio::spawn(app.run_until_stopped());
     let response = reqwest::get(url).await.expect("readyz");

@@ -12,12 +12,14 @@ use std::time::Duration;
 use amqprs::channel::{QueueDeclareArguments, QueueDeleteArguments};
 use amqprs::connection::Connection;
 use gallery::backends::Backends;
-use gallery::cache::EmbeddedIndex;
-use gallery::configuration::Settings;
+use gallery::cache::{EmbeddedIndex, RedisSettings};
 use gallery::queue::EmbeddedQueue;
-use gallery::startup::Application;
-use gallery::storage::FsStore;
-use gallery::worker::{self, WorkerConfig};
+use gallery::retry::RetryPolicy;
+use gallery::routes::WebSettings;
+use gallery::startup::{Application, Settings};
+use gallery::storage::{FsStore, S3Settings};
+use gallery::worker;
+use secrecy::ExposeSecret;
 use serde_json::Value;
 use tokio::sync::watch;
 
@@ -103,12 +105,8 @@ pub fn settings_on(set: BackendSet) -> Settings {
     match set {
         BackendSet::Services => test_settings(),
         BackendSet::Embedded => {
-            let mut settings = Settings::from_env();
-            settings.s3_endpoint = None;
-            settings.redis_url = None;
-            settings.amqp_url = None;
-            settings.data_dir = temp_data_dir();
-            settings.retry_backoff_ms = 50;
+            let mut settings = Settings::embedded(temp_data_dir());
+            settings.worker.retry = RetryPolicy::doubling(Duration::from_millis(50));
             settings
         }
     }
@@ -117,16 +115,21 @@ pub fn settings_on(set: BackendSet) -> Settings {
 /// Settings pointing at the local services, isolated under a fresh namespace.
 pub fn test_settings() -> Settings {
     let tag = uuid::Uuid::new_v4().simple().to_string();
-    let mut settings = Settings::from_env();
-    settings.s3_endpoint = Some(s3_endpoint());
-    settings.s3_access_key = S3_ACCESS_KEY.into();
-    settings.s3_secret_key = S3_SECRET_KEY.into();
-    settings.s3_bucket = format!("test-{}", &tag[..20]);
-    settings.redis_url = Some(redis_url());
-    settings.redis_prefix = format!("test:{tag}:");
-    settings.amqp_url = Some(amqp_url());
-    settings.job_queue = format!("test.{tag}");
-    settings.retry_backoff_ms = 50;
+    let mut settings = Settings::embedded(temp_data_dir());
+    settings.backends.s3 = Some(S3Settings {
+        endpoint: s3_endpoint(),
+        region: "us-east-1".into(),
+        bucket: format!("test-{}", &tag[..20]),
+        access_key: S3_ACCESS_KEY.into(),
+        secret_key: S3_SECRET_KEY.into(),
+    });
+    settings.backends.redis = Some(RedisSettings {
+        url: redis_url().into(),
+        prefix: format!("test:{tag}:"),
+    });
+    settings.backends.queue.amqp_url = Some(amqp_url().into());
+    settings.backends.queue.name = format!("test.{tag}");
+    settings.worker.retry = RetryPolicy::doubling(Duration::from_millis(50));
     settings
 }
 
@@ -171,10 +174,11 @@ pub async fn spawn_web_only_with(
 /// The embedded backends, opened as `Backends::connect` opens them, keeping the queue's
 /// concrete type for `queue_depth`.
 fn open_embedded(settings: &Settings) -> (Backends, Arc<EmbeddedQueue>) {
-    let queue = Arc::new(EmbeddedQueue::open_in(&settings.data_dir).expect("embedded queue"));
+    let data_dir = &settings.backends.data_dir;
+    let queue = Arc::new(EmbeddedQueue::open_in(data_dir).expect("embedded queue"));
     let backends = Backends {
-        storage: Arc::new(FsStore::in_data_dir(&settings.data_dir)),
-        index: Arc::new(EmbeddedIndex::open_in(&settings.data_dir).expect("embedded index")),
+        storage: Arc::new(FsStore::in_data_dir(data_dir)),
+        index: Arc::new(EmbeddedIndex::open_in(data_dir).expect("embedded index")),
         queue: queue.clone(),
     };
     (backends, queue)
@@ -192,7 +196,7 @@ async fn build(set: BackendSet, settings: Settings, with_worker: bool) -> TestAp
     let (backends, embedded_queue) = match set {
         BackendSet::Services => {
             require_services();
-            let backends = Backends::connect(&settings, "web")
+            let backends = Backends::connect(&settings.backends, "web")
                 .await
                 .expect("backends connect");
             (backends, None)
@@ -203,23 +207,22 @@ async fn build(set: BackendSet, settings: Settings, with_worker: bool) -> TestAp
             (backends, Some(queue))
         }
     };
-    let static_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("static");
-    let listen = "127.0.0.1:0".parse().expect("address");
-    let app = Application::build(listen, static_dir, settings.clone(), backends.clone())
+    let web = WebSettings {
+        listen: "127.0.0.1:0".parse().expect("address"),
+        static_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("static"),
+        ..WebSettings::default()
+    };
+    let app = Application::build(&web, &settings, backends.clone())
         .await
         .expect("app builds");
     let port = app.port();
     tokio::spawn(app.run_until_stopped());
     let worker_stop = with_worker.then(|| {
         let (stop, stopped) = watch::channel(false);
-        let config = WorkerConfig {
-            concurrency: 2,
-            job_delay: Duration::ZERO,
-        };
         tokio::spawn(worker::run(
             backends.clone(),
-            Arc::new(settings.clone()),
-            config,
+            settings.worker.clone(),
+            settings.variants.clone(),
             stopped,
         ));
         stop
@@ -228,7 +231,7 @@ async fn build(set: BackendSet, settings: Settings, with_worker: bool) -> TestAp
         set,
         api: Api::new(&format!("http://127.0.0.1:{port}")),
         port,
-        max_upload_bytes: settings.max_upload_bytes,
+        max_upload_bytes: settings.limits.max_upload_bytes,
         settings,
         backends,
         embedded_queue,
@@ -370,7 +373,7 @@ impl TestApp {
         }
         let connection = amqp_connection().await;
         let channel = connection.open_channel(None).await.expect("channel");
-        let mut args = QueueDeclareArguments::new(&format!("{}{suffix}", self.settings.job_queue));
+        let mut args = QueueDeclareArguments::new(&format!("{}{suffix}", self.job_queue()));
         args.passive(true);
         let (_, messages, _) = channel
             .queue_declare(args)
@@ -383,14 +386,14 @@ impl TestApp {
 
     /// Keys of every object in this test's bucket (or data dir), sorted.
     pub async fn object_keys(&self) -> Vec<String> {
-        let Some(endpoint) = self.settings.s3_endpoint.clone() else {
-            return stored_files(&self.settings.data_dir);
+        let Some(s3) = &self.settings.backends.s3 else {
+            return stored_files(&self.settings.backends.data_dir);
         };
         let bucket = s3::Bucket::new(
-            &self.settings.s3_bucket,
+            &s3.bucket,
             s3::Region::Custom {
-                region: self.settings.s3_region.clone(),
-                endpoint,
+                region: s3.region.clone(),
+                endpoint: s3.endpoint.clone(),
             },
             s3::creds::Credentials::new(Some(S3_ACCESS_KEY), Some(S3_SECRET_KEY), None, None, None)
                 .expect("creds"),
@@ -409,20 +412,38 @@ impl TestApp {
 
     /// Environment that makes a `gallery` child process use this test's namespace.
     pub fn env(&self) -> Vec<(&'static str, String)> {
-        let s = &self.settings;
-        let set = |value: &Option<String>| value.clone().expect("a shared backend");
+        let backends = &self.settings.backends;
+        let s3 = backends.s3.as_ref().expect("S3 configured");
+        let redis = backends.redis.as_ref().expect("Redis configured");
+        let amqp = backends
+            .queue
+            .amqp_url
+            .as_ref()
+            .expect("RabbitMQ configured");
+        let backoff = self.settings.worker.retry.initial.as_millis();
         vec![
-            ("GALLERY_S3_ENDPOINT", set(&s.s3_endpoint)),
-            ("GALLERY_S3_BUCKET", s.s3_bucket.clone()),
-            ("GALLERY_S3_ACCESS_KEY", s.s3_access_key.clone()),
-            ("GALLERY_S3_SECRET_KEY", s.s3_secret_key.clone()),
-            ("GALLERY_REDIS_URL", set(&s.redis_url)),
-            ("GALLERY_REDIS_PREFIX", s.redis_prefix.clone()),
-            ("GALLERY_AMQP_URL", set(&s.amqp_url)),
-            ("GALLERY_JOB_QUEUE", s.job_queue.clone()),
-            ("GALLERY_RETRY_BACKOFF_MS", s.retry_backoff_ms.to_string()),
+            ("GALLERY_S3_ENDPOINT", s3.endpoint.clone()),
+            ("GALLERY_S3_BUCKET", s3.bucket.clone()),
+            (
+                "GALLERY_S3_ACCESS_KEY",
+                s3.access_key.expose_secret().into(),
+            ),
+            (
+                "GALLERY_S3_SECRET_KEY",
+                s3.secret_key.expose_secret().into(),
+            ),
+            ("GALLERY_REDIS_URL", redis.url.expose_secret().into()),
+            ("GALLERY_REDIS_PREFIX", redis.prefix.clone()),
+            ("GALLERY_AMQP_URL", amqp.expose_secret().into()),
+            ("GALLERY_JOB_QUEUE", self.job_queue().into()),
+            ("GALLERY_RETRY_BACKOFF_MS", backoff.to_string()),
             ("GALLERY_HEALTH_LISTEN", "127.0.0.1:0".into()),
         ]
+    }
+
+    /// The name of this test's job queue (the others are named after it).
+    pub fn job_queue(&self) -> &str {
+        &self.settings.backends.queue.name
     }
 
     /// Starts `gallery worker` as a child process on this test's namespace.
@@ -491,11 +512,11 @@ impl Drop for TestApp {
             let _ = stop.send(true);
         }
         if self.set == BackendSet::Embedded {
-            let _ = std::fs::remove_dir_all(&self.settings.data_dir);
+            let _ = std::fs::remove_dir_all(&self.settings.backends.data_dir);
             return;
         }
         // Queues are durable: remove this test's so runs do not pile them up in the broker.
-        let queue = self.settings.job_queue.clone();
+        let queue = self.job_queue().to_owned();
         let cleanup = std::thread::spawn(move || {
             let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

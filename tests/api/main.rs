@@ -1,9 +1,15 @@
 //! One integration-test binary for the whole API, on real Redis, RabbitMQ and S3 and on the
 //! embedded backends of `gallery serve`.
 
+#[cfg(not(feature = "test-hooks"))]
+compile_error!(
+    "the API tests need the test hooks: run `make test` (cargo test --features test-hooks)"
+);
+
 #[macro_use]
 mod helpers;
 
+mod configuration;
 mod deploy;
 mod events;
 mod gateway;

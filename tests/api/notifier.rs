@@ -13,8 +13,9 @@ use std::time::Duration;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use gallery::notifier::channels::Webhook;
 use gallery::notifier::message::Lang;
-use gallery::notifier::{self, NotifierConfig};
+use gallery::notifier::{self, NotifierSettings};
 use gallery::queue::{Listener, NOTIFY_LISTENER};
+use gallery::retry::RetryPolicy;
 use serde_json::Value;
 use tokio::sync::watch;
 
@@ -171,9 +172,9 @@ fn config(
     telegram: Option<&Recorder>,
     webhook: Option<&Recorder>,
     lang: Lang,
-) -> NotifierConfig {
-    NotifierConfig {
-        smtp_url: smtp.map(|s| format!("smtp://127.0.0.1:{}", s.port)),
+) -> NotifierSettings {
+    NotifierSettings {
+        smtp_url: smtp.map(|s| format!("smtp://127.0.0.1:{}", s.port).into()),
         smtp_from: Some("gallery@example.com".into()),
         telegram_token: telegram.map(|_| "TOKEN123".into()),
         telegram_api: telegram.map(|t| t.url.clone()).unwrap_or_default(),
@@ -183,11 +184,11 @@ fn config(
         default_telegram: None,
         lang,
         attempts: 4,
-        retry_delay: Duration::from_millis(50),
+        retry: RetryPolicy::doubling(Duration::from_millis(50)),
     }
 }
 
-fn start_notifier(app: &TestApp, config: NotifierConfig) -> watch::Sender<bool> {
+fn start_notifier(app: &TestApp, config: NotifierSettings) -> watch::Sender<bool> {
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(notifier::run(app.backends.clone(), config, stopped));
     stop

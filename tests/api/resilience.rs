@@ -74,7 +74,7 @@ fn cut_broker_connections(app: &TestApp) -> usize {
     let listing = String::from_utf8_lossy(&output.stdout);
     let pids: Vec<&str> = listing
         .lines()
-        .filter(|line| line.contains(&app.settings.job_queue))
+        .filter(|line| line.contains(app.job_queue()))
         .filter_map(|line| line.split_whitespace().next())
         .collect();
     for pid in &pids {
@@ -146,7 +146,7 @@ async fn a_job_that_keeps_failing_is_retried_then_failed_and_dead_lettered(set: 
         .await
         .expect("get")
         .expect("still there");
-    assert_eq!(stored.attempts, app.settings.max_attempts);
+    assert_eq!(stored.attempts, app.settings.worker.max_attempts);
     for _ in 0..100 {
         if app.queue_depth(".dead").await == 1 {
             assert_eq!(

@@ -16,9 +16,9 @@ use crate::helpers::{
 };
 
 /// A `gallery serve` child process and the address it answers on.
-struct Served {
+pub struct Served {
     child: Child,
-    api: Api,
+    pub api: Api,
 }
 
 impl Drop for Served {
@@ -28,7 +28,7 @@ impl Drop for Served {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .expect("free port")
@@ -36,7 +36,7 @@ fn free_port() -> u16 {
 }
 
 /// Starts `gallery serve` with nothing configured but `env`, and waits until it answers.
-async fn serve(data_dir: &Path, env: &[(&str, String)]) -> Served {
+pub async fn serve(data_dir: &Path, env: &[(&str, String)]) -> Served {
     let port = free_port();
     let mut command = Command::new(env!("CARGO_BIN_EXE_gallery"));
     command

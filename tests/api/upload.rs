@@ -74,7 +74,7 @@ async fn unsupported_type_is_415_and_leaves_nothing(set: BackendSet) {
 }
 
 async fn oversized_file_is_413_and_leaves_nothing(set: BackendSet) {
-    let app = spawn_web_only_with(set, |s| s.max_upload_bytes = 4_000).await;
+    let app = spawn_web_only_with(set, |s| s.limits.max_upload_bytes = 4_000).await;
     let big = jpeg_fixture(600, 600);
     assert!(big.len() > 4_000, "fixture is {} bytes", big.len());
     let response = app.upload(&[("big.jpg", big)], None).await;
@@ -83,7 +83,7 @@ async fn oversized_file_is_413_and_leaves_nothing(set: BackendSet) {
 }
 
 async fn too_many_pixels_is_422_from_the_header_and_leaves_nothing(set: BackendSet) {
-    let app = spawn_web_only_with(set, |s| s.max_pixels = 10_000).await;
+    let app = spawn_web_only_with(set, |s| s.limits.max_pixels = 10_000).await;
     let response = app
         .upload(&[("wide.png", png_rgba_fixture(200, 100))], None)
         .await;

@@ -1,11 +1,12 @@
 //! Building and running the roles: `Application::build` binds the web role's listener (port 0
 //! picks a free port, which tests use), `run_worker` and `run_notifier` start the background
 //! roles with their health endpoint, and `run_serve` runs them all in one process. Each stops
-//! cleanly on SIGTERM or Ctrl-C.
+//! cleanly on SIGTERM or Ctrl-C. `settings` turns the command line into each component's
+//! typed settings.
+
+mod settings;
 
 use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
-use std::sync::Arc;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::{Compress, DefaultHeaders};
@@ -13,11 +14,14 @@ use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use tokio::sync::watch;
 
-use crate::backends::Backends;
-use crate::configuration::Settings;
-use crate::notifier::{self, NotifierConfig};
-use crate::routes::{self, AppState};
-use crate::worker::{self, WorkerConfig};
+pub use self::settings::Settings;
+use crate::backends::{BackendSettings, Backends};
+use crate::error_code::ErrorCode;
+use crate::notifier::{self, NotifierSettings};
+use crate::routes::error::ApiError;
+use crate::routes::events::LiveEvents;
+use crate::routes::{self, AppState, WebSettings};
+use crate::worker;
 
 /// The page allows only its own files: no inline script, no third-party origin.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
@@ -25,29 +29,32 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' blob: 
 pub struct Application {
     port: u16,
     server: Server,
+    live: LiveEvents,
 }
 
 impl Application {
     pub async fn build(
-        listen: SocketAddr,
-        static_dir: PathBuf,
-        settings: Settings,
+        web_settings: &WebSettings,
+        settings: &Settings,
         backends: Backends,
     ) -> anyhow::Result<Self> {
+        let listen = web_settings.listen;
         let listener =
             TcpListener::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
         let port = listener.local_addr()?.port();
-        let live = routes::events::LiveEvents::start(backends.queue.clone());
+        let live = LiveEvents::start(backends.queue.clone());
         let state = web::Data::new(AppState {
             backends,
-            settings: Arc::new(settings),
-            live,
+            limits: settings.limits.clone(),
+            variants: settings.variants.clone(),
+            live: live.clone(),
         });
+        let static_dir = web_settings.static_dir.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
                 .app_data(web::QueryConfig::default().error_handler(|error, _| {
-                    crate::error::ApiError::bad_request("bad_query", error.to_string()).into()
+                    ApiError::new(ErrorCode::BadQuery, error.to_string()).into()
                 }))
                 .wrap(Compress::default())
                 .wrap(
@@ -69,33 +76,43 @@ impl Application {
                 .service(actix_files::Files::new("/", &static_dir).index_file("index.html"))
         })
         .listen(listener)?
-        .shutdown_timeout(30)
+        // Signals are ours (see `run_until_stopped`): live streams must end before the drain.
+        .disable_signals()
+        .shutdown_timeout(web_settings.shutdown_timeout.as_secs())
         .run();
-        Ok(Application { port, server })
+        Ok(Application { port, server, live })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    /// Serves until SIGTERM/Ctrl-C (actix drains open requests first).
+    /// Serves until SIGTERM/Ctrl-C; then ends every live event stream at once and drains
+    /// the other open requests for up to the shutdown timeout.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let handle = self.server.handle();
+        let live = self.live;
+        let stopper = tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("stop requested: ending live streams, draining open requests");
+            live.close();
+            handle.stop(true).await;
+        });
+        let served = self.server.await;
+        stopper.abort();
+        served
     }
 }
 
 /// Runs a worker until SIGTERM/Ctrl-C, then lets it finish its in-flight jobs.
-pub async fn run_worker(
-    settings: Settings,
-    config: WorkerConfig,
-    health_listen: SocketAddr,
-) -> anyhow::Result<()> {
+pub async fn run_worker(settings: Settings, health_listen: SocketAddr) -> anyhow::Result<()> {
+    let backends = settings.backends.clone();
     run_background_role(
         "worker",
-        settings,
+        &backends,
         health_listen,
-        |backends, settings, stopped| async move {
-            worker::run(backends, Arc::new(settings), config, stopped).await;
+        |backends, stopped| async move {
+            worker::run(backends, settings.worker, settings.variants, stopped).await;
             Ok(())
         },
     )
@@ -105,14 +122,14 @@ pub async fn run_worker(
 /// Runs the notifier until SIGTERM/Ctrl-C.
 pub async fn run_notifier(
     settings: Settings,
-    config: NotifierConfig,
+    notifier: NotifierSettings,
     health_listen: SocketAddr,
 ) -> anyhow::Result<()> {
     run_background_role(
         "notifier",
-        settings,
+        &settings.backends,
         health_listen,
-        |backends, _, stopped| notifier::run(backends, config, stopped),
+        |backends, stopped| notifier::run(backends, notifier, stopped),
     )
     .await
 }
@@ -120,32 +137,29 @@ pub async fn run_notifier(
 /// Runs the web role, a worker and (when configured) the notifier in one process until
 /// SIGTERM/Ctrl-C: the HTTP server drains its requests, then the worker finishes its jobs.
 pub async fn run_serve(
-    listen: SocketAddr,
-    static_dir: PathBuf,
+    web_settings: WebSettings,
     settings: Settings,
-    worker_config: WorkerConfig,
-    notifier_config: Option<NotifierConfig>,
+    notifier: Option<NotifierSettings>,
 ) -> anyhow::Result<()> {
-    let backends = Backends::connect(&settings, "serve").await?;
+    let backends = Backends::connect(&settings.backends, "serve").await?;
     tracing::info!(
-        data_dir = %settings.data_dir.display(),
-        storage = if settings.s3_endpoint.is_some() { "S3" } else { "files" },
-        index = if settings.redis_url.is_some() { "Redis" } else { "embedded" },
-        queue = if settings.amqp_url.is_some() { "RabbitMQ" } else { "embedded" },
-        "serving everything in one process"
+        data_dir = %settings.backends.data_dir.display(),
+        "serving everything in one process ({})",
+        settings.backends.describe()
     );
-    let app = Application::build(listen, static_dir, settings.clone(), backends.clone()).await?;
-    tracing::info!("gallery listening on http://{listen}");
+    let app = Application::build(&web_settings, &settings, backends.clone()).await?;
+    let listen = web_settings.listen;
+    tracing::info!("gallery listening on http://{}:{}", listen.ip(), app.port());
     let (stop, stopped) = watch::channel(false);
     let worker = tokio::spawn(worker::run(
         backends.clone(),
-        Arc::new(settings),
-        worker_config,
+        settings.worker,
+        settings.variants,
         stopped.clone(),
     ));
     let notifier =
-        notifier_config.map(|config| tokio::spawn(notifier::run(backends, config, stopped)));
-    // actix handles SIGTERM/Ctrl-C itself: this returns once it has drained.
+        notifier.map(|notifier| tokio::spawn(notifier::run(backends, notifier, stopped)));
+    // Returns once SIGTERM/Ctrl-C came and the server has drained.
     let served = app.run_until_stopped().await;
     let _ = stop.send(true);
     worker.await?;
@@ -160,23 +174,23 @@ pub async fn run_serve(
 /// backends, and a stop signal that turns true on SIGTERM/Ctrl-C.
 async fn run_background_role<F, Fut>(
     role: &str,
-    settings: Settings,
+    settings: &BackendSettings,
     health_listen: SocketAddr,
     body: F,
 ) -> anyhow::Result<()>
 where
-    F: FnOnce(Backends, Settings, watch::Receiver<bool>) -> Fut,
+    F: FnOnce(Backends, watch::Receiver<bool>) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
     let health = health_server(health_listen)?;
-    let backends = Backends::connect(&settings, role).await?;
+    let backends = Backends::connect(settings, role).await?;
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("stop requested");
         let _ = stop.send(true);
     });
-    let result = body(backends, settings, stopped).await;
+    let result = body(backends, stopped).await;
     health.stop(false).await;
     result
 }

@@ -1,16 +1,21 @@
-//! Command-line and environment configuration: every setting is a flag with an env fallback
-//! (`GALLERY_*`) and a default. Each backend is the shared service when its address is set
-//! (`GALLERY_S3_ENDPOINT`, `GALLERY_REDIS_URL`, `GALLERY_AMQP_URL`) and the embedded one
-//! under `GALLERY_DATA_DIR` otherwise.
+//! The command line, and nothing else: clap's view of every flag and its `GALLERY_*`
+//! environment fallback. No other module sees these types; `configuration` turns them into
+//! the typed settings each component owns.
+//!
+//! A new setting starts here as a flag (with `env = "GALLERY_…"` and a default taken from the
+//! owning component's `Default`), then gets a field in that component's settings, filled in
+//! `configuration`. A secret gets a `…_FILE` twin and `hide_env_values`.
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::notifier::NotifierConfig;
-use crate::resize::VariantSpec;
+use crate::ingest::Limits;
+use crate::resize;
+use crate::routes::WebSettings;
+use crate::worker::WorkerSettings;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -21,6 +26,30 @@ use crate::resize::VariantSpec;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// Parses the process's arguments. An empty `GALLERY_*` variable counts as unset, as in
+    /// compose files that pass `${VAR:-}` through: it would otherwise be read as a value
+    /// (an SMTP URL of "", a port of "").
+    pub fn parse_process() -> Cli {
+        forget_empty_variables();
+        Cli::parse()
+    }
+}
+
+/// Drops every empty `GALLERY_*` variable from the environment. Called before any thread
+/// starts, so nothing reads the environment concurrently.
+fn forget_empty_variables() {
+    let empty: Vec<OsString> = std::env::vars_os()
+        .filter(|(name, value)| {
+            value.is_empty() && name.to_str().is_some_and(|n| n.starts_with("GALLERY_"))
+        })
+        .map(|(name, _)| name)
+        .collect();
+    for name in empty {
+        std::env::remove_var(name);
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -61,49 +90,33 @@ pub struct BenchArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct WebArgs {
-    /// Address the HTTP server listens on.
-    #[arg(long, env = "GALLERY_LISTEN", default_value = "0.0.0.0:8080")]
-    pub listen: SocketAddr,
-    /// Folder with the page's files (index.html, app.js, ...).
-    #[arg(long, env = "GALLERY_STATIC_DIR", default_value = "static")]
-    pub static_dir: PathBuf,
     #[command(flatten)]
-    pub settings: Settings,
+    pub http: HttpArgs,
+    #[command(flatten)]
+    pub shared: SharedArgs,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// Address the HTTP server listens on.
-    #[arg(long, env = "GALLERY_LISTEN", default_value = "0.0.0.0:8080")]
-    pub listen: SocketAddr,
-    /// Folder with the page's files (index.html, app.js, ...).
-    #[arg(long, env = "GALLERY_STATIC_DIR", default_value = "static")]
-    pub static_dir: PathBuf,
-    /// How many jobs are processed at once.
-    #[arg(long, env = "GALLERY_WORKER_CONCURRENCY", default_value_t = 2)]
-    pub concurrency: u16,
-    /// Pause after marking a job processing (tests use it to stop the process mid-job).
-    #[arg(long, env = "GALLERY_JOB_DELAY_MS", default_value_t = 0, hide = true)]
-    pub job_delay_ms: u64,
+    #[command(flatten)]
+    pub http: HttpArgs,
+    #[command(flatten)]
+    pub worker: WorkerTuning,
     #[command(flatten)]
     pub channels: NotifyChannels,
     #[command(flatten)]
-    pub settings: Settings,
+    pub shared: SharedArgs,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct WorkerArgs {
-    /// How many jobs one worker processes at once (also its RabbitMQ prefetch).
-    #[arg(long, env = "GALLERY_WORKER_CONCURRENCY", default_value_t = 2)]
-    pub concurrency: u16,
+    #[command(flatten)]
+    pub worker: WorkerTuning,
     /// Address of the worker's own /healthz endpoint (for container health checks).
     #[arg(long, env = "GALLERY_HEALTH_LISTEN", default_value = "0.0.0.0:8081")]
     pub health_listen: SocketAddr,
-    /// Pause after marking a job processing (tests use it to stop a worker mid-job).
-    #[arg(long, env = "GALLERY_JOB_DELAY_MS", default_value_t = 0, hide = true)]
-    pub job_delay_ms: u64,
     #[command(flatten)]
-    pub settings: Settings,
+    pub shared: SharedArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -114,7 +127,34 @@ pub struct NotifierArgs {
     #[arg(long, env = "GALLERY_HEALTH_LISTEN", default_value = "0.0.0.0:8081")]
     pub health_listen: SocketAddr,
     #[command(flatten)]
-    pub settings: Settings,
+    pub shared: SharedArgs,
+}
+
+/// The web role's own listener and page.
+#[derive(Debug, Clone, Args)]
+pub struct HttpArgs {
+    /// Address the HTTP server listens on.
+    #[arg(long, env = "GALLERY_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// Folder with the page's files (index.html, app.js, ...).
+    #[arg(long, env = "GALLERY_STATIC_DIR", default_value = "static")]
+    pub static_dir: PathBuf,
+    /// Seconds a stopping web role waits for open requests to finish (live event streams are
+    /// ended at once); keep it under the container's stop grace period.
+    #[arg(long, env = "GALLERY_SHUTDOWN_TIMEOUT_S", default_value_t = WebSettings::default().shutdown_timeout.as_secs())]
+    pub shutdown_timeout_s: u64,
+}
+
+/// How a worker runs its jobs.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerTuning {
+    /// How many jobs one worker processes at once (also its RabbitMQ prefetch).
+    #[arg(long, env = "GALLERY_WORKER_CONCURRENCY", default_value_t = WorkerSettings::default().concurrency)]
+    pub concurrency: u16,
+    /// Pause after marking a job processing (tests use it to stop a worker mid-job).
+    #[cfg(feature = "test-hooks")]
+    #[arg(long, env = "GALLERY_JOB_DELAY_MS", default_value_t = 0, hide = true)]
+    pub job_delay_ms: u64,
 }
 
 /// Where notifications go; a channel without its settings is off.
@@ -124,12 +164,18 @@ pub struct NotifyChannels {
     /// smtps://user:pass@host:465 (TLS). Unset: no e-mail.
     #[arg(long, env = "GALLERY_SMTP_URL", hide_env_values = true)]
     pub smtp_url: Option<String>,
+    /// File holding the SMTP URL (instead of GALLERY_SMTP_URL).
+    #[arg(long, env = "GALLERY_SMTP_URL_FILE")]
+    pub smtp_url_file: Option<PathBuf>,
     /// Sender address of the e-mails.
     #[arg(long, env = "GALLERY_SMTP_FROM")]
     pub smtp_from: Option<String>,
     /// Telegram bot token. Unset: no Telegram messages.
     #[arg(long, env = "GALLERY_TELEGRAM_TOKEN", hide_env_values = true)]
     pub telegram_token: Option<String>,
+    /// File holding the Telegram bot token (instead of GALLERY_TELEGRAM_TOKEN).
+    #[arg(long, env = "GALLERY_TELEGRAM_TOKEN_FILE")]
+    pub telegram_token_file: Option<PathBuf>,
     #[arg(
         long,
         env = "GALLERY_TELEGRAM_API",
@@ -142,6 +188,9 @@ pub struct NotifyChannels {
     /// Key of the HMAC-SHA256 in the X-Gallery-Signature header.
     #[arg(long, env = "GALLERY_WEBHOOK_SECRET", hide_env_values = true)]
     pub webhook_secret: Option<String>,
+    /// File holding the webhook key (instead of GALLERY_WEBHOOK_SECRET).
+    #[arg(long, env = "GALLERY_WEBHOOK_SECRET_FILE")]
+    pub webhook_secret_file: Option<PathBuf>,
     /// Also tell this address about every photo.
     #[arg(long, env = "GALLERY_NOTIFY_EMAIL")]
     pub notify_email: Option<String>,
@@ -153,33 +202,9 @@ pub struct NotifyChannels {
     pub lang: String,
 }
 
-impl NotifyChannels {
-    /// Whether any channel is configured at all.
-    pub fn any(&self) -> bool {
-        self.smtp_url.is_some() || self.telegram_token.is_some() || self.webhook_url.is_some()
-    }
-
-    /// The notifier's configuration, with the production retry schedule.
-    pub fn notifier_config(self) -> anyhow::Result<NotifierConfig> {
-        Ok(NotifierConfig {
-            lang: self.lang.parse().map_err(anyhow::Error::msg)?,
-            smtp_url: self.smtp_url,
-            smtp_from: self.smtp_from,
-            telegram_token: self.telegram_token,
-            telegram_api: self.telegram_api,
-            webhook_url: self.webhook_url,
-            webhook_secret: self.webhook_secret,
-            default_email: self.notify_email,
-            default_telegram: self.notify_telegram,
-            attempts: 5,
-            retry_delay: Duration::from_secs(2),
-        })
-    }
-}
-
 /// Settings shared by every role: where the backends are and the limits every role enforces.
 #[derive(Debug, Clone, Args)]
-pub struct Settings {
+pub struct SharedArgs {
     /// Where the embedded backends keep their data (objects, index, queue) when the
     /// corresponding service is not configured.
     #[arg(long, env = "GALLERY_DATA_DIR", default_value = "data")]
@@ -192,103 +217,50 @@ pub struct Settings {
     /// Bucket for originals and variants; created at start-up when missing.
     #[arg(long, env = "GALLERY_S3_BUCKET", default_value = "gallery")]
     pub s3_bucket: String,
-    #[arg(
-        long,
-        env = "GALLERY_S3_ACCESS_KEY",
-        default_value = "gallery",
-        hide_env_values = true
-    )]
-    pub s3_access_key: String,
-    #[arg(
-        long,
-        env = "GALLERY_S3_SECRET_KEY",
-        default_value = "gallery-secret",
-        hide_env_values = true
-    )]
-    pub s3_secret_key: String,
+    #[arg(long, env = "GALLERY_S3_ACCESS_KEY", hide_env_values = true)]
+    pub s3_access_key: Option<String>,
+    /// File holding the S3 access key (instead of GALLERY_S3_ACCESS_KEY).
+    #[arg(long, env = "GALLERY_S3_ACCESS_KEY_FILE")]
+    pub s3_access_key_file: Option<PathBuf>,
+    #[arg(long, env = "GALLERY_S3_SECRET_KEY", hide_env_values = true)]
+    pub s3_secret_key: Option<String>,
+    /// File holding the S3 secret key (instead of GALLERY_S3_SECRET_KEY).
+    #[arg(long, env = "GALLERY_S3_SECRET_KEY_FILE")]
+    pub s3_secret_key_file: Option<PathBuf>,
     /// Redis holding photo metadata and the gallery index. Unset: embedded, in the data dir.
-    #[arg(long, env = "GALLERY_REDIS_URL")]
+    #[arg(long, env = "GALLERY_REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+    /// File holding the Redis URL (instead of GALLERY_REDIS_URL).
+    #[arg(long, env = "GALLERY_REDIS_URL_FILE")]
+    pub redis_url_file: Option<PathBuf>,
     /// Prefix of every Redis key this gallery writes (several galleries can share one Redis).
     #[arg(long, env = "GALLERY_REDIS_PREFIX", default_value = "gallery:")]
     pub redis_prefix: String,
     /// RabbitMQ carrying the processing jobs. Unset: embedded, in the data dir.
     #[arg(long, env = "GALLERY_AMQP_URL", hide_env_values = true)]
     pub amqp_url: Option<String>,
+    /// File holding the RabbitMQ URL (instead of GALLERY_AMQP_URL).
+    #[arg(long, env = "GALLERY_AMQP_URL_FILE")]
+    pub amqp_url_file: Option<PathBuf>,
     /// Name of the job queue; the retry and dead-letter queues are named after it.
     #[arg(long, env = "GALLERY_JOB_QUEUE", default_value = "gallery.jobs")]
     pub job_queue: String,
     /// Largest accepted upload, per file, in bytes.
-    #[arg(long, env = "GALLERY_MAX_UPLOAD_BYTES", default_value_t = 50 * 1024 * 1024)]
+    #[arg(long, env = "GALLERY_MAX_UPLOAD_BYTES", default_value_t = Limits::default().max_upload_bytes)]
     pub max_upload_bytes: u64,
     /// Largest accepted image, in pixels (width × height from the header, before any decode).
-    #[arg(long, env = "GALLERY_MAX_PIXELS", default_value_t = 100_000_000)]
+    #[arg(long, env = "GALLERY_MAX_PIXELS", default_value_t = Limits::default().max_pixels)]
     pub max_pixels: u64,
     /// Most files one upload request may carry.
-    #[arg(long, env = "GALLERY_MAX_FILES", default_value_t = 32)]
+    #[arg(long, env = "GALLERY_MAX_FILES", default_value_t = Limits::default().max_files)]
     pub max_files: usize,
     /// JPEG quality of the variants (1-100).
-    #[arg(long, env = "GALLERY_JPEG_QUALITY", default_value_t = 82, value_parser = clap::value_parser!(u8).range(1..=100))]
+    #[arg(long, env = "GALLERY_JPEG_QUALITY", default_value_t = resize::Settings::default().jpeg_quality, value_parser = clap::value_parser!(u8).range(1..=100))]
     pub jpeg_quality: u8,
     /// Processing attempts per photo before it is marked failed and dead-lettered.
-    #[arg(long, env = "GALLERY_MAX_ATTEMPTS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "GALLERY_MAX_ATTEMPTS", default_value_t = WorkerSettings::default().max_attempts, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_attempts: u32,
     /// Delay before the first retry; doubles with every further attempt.
-    #[arg(long, env = "GALLERY_RETRY_BACKOFF_MS", default_value_t = 2000)]
+    #[arg(long, env = "GALLERY_RETRY_BACKOFF_MS", default_value_t = WorkerSettings::default().retry.initial.as_millis() as u64)]
     pub retry_backoff_ms: u64,
-}
-
-impl Settings {
-    /// A role that runs beside others (`web`, `worker`, `notifier`) needs every backend to be
-    /// a shared service: two processes cannot share the embedded ones.
-    pub fn require_shared(&self, role: &str) -> anyhow::Result<()> {
-        let missing: Vec<&str> = [
-            ("GALLERY_S3_ENDPOINT", self.s3_endpoint.is_none()),
-            ("GALLERY_REDIS_URL", self.redis_url.is_none()),
-            ("GALLERY_AMQP_URL", self.amqp_url.is_none()),
-        ]
-        .into_iter()
-        .filter_map(|(name, unset)| unset.then_some(name))
-        .collect();
-        if missing.is_empty() {
-            return Ok(());
-        }
-        anyhow::bail!(
-            "`gallery {role}` shares its storage, index and queue with the other roles, and \
-             separate processes cannot share the embedded ones: set {}. To run everything in \
-             one process on embedded backends, use `gallery serve`.",
-            missing.join(", ")
-        )
-    }
-
-    /// The variants every photo gets, largest first.
-    pub fn variants(&self) -> Vec<VariantSpec> {
-        vec![
-            VariantSpec {
-                name: "preview".into(),
-                max_side: 1280,
-            },
-            VariantSpec {
-                name: "thumb".into(),
-                max_side: 320,
-            },
-        ]
-    }
-
-    /// Backoff before retry number `attempt` (1-based): base, 2×base, 4×base, ...
-    pub fn retry_delay(&self, attempt: u32) -> Duration {
-        let factor = 1u64 << attempt.saturating_sub(1).min(16);
-        Duration::from_millis(self.retry_backoff_ms.saturating_mul(factor))
-    }
-
-    /// The documented defaults overlaid with any `GALLERY_*` environment variables, as a role
-    /// would see them without flags; tests start from here and then isolate each backend.
-    pub fn from_env() -> Self {
-        #[derive(Parser)]
-        struct Only {
-            #[command(flatten)]
-            settings: Settings,
-        }
-        Only::parse_from(["gallery"]).settings
-    }
 }

@@ -1,0 +1,64 @@
+//! The catalog of stable error codes: every refusal the API sends carries one of these in
+//! `{"error": ..., "code": ...}`, so clients can act on it without parsing messages. A new
+//! kind of refusal gets its code here (and its HTTP status in `routes::error`); a code, once
+//! published, never changes meaning.
+
+use serde::{Serialize, Serializer};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    // The uploaded file
+    /// Not JPEG, PNG or WebP by its bytes.
+    UnsupportedType,
+    /// Over the per-file byte limit.
+    TooLarge,
+    /// Over the pixel limit, read from the header.
+    TooManyPixels,
+    /// The header cannot be read.
+    BadImage,
+    EmptyFile,
+    // The upload request
+    UnknownOp,
+    BadMultipart,
+    BadField,
+    TooManyFiles,
+    NoFile,
+    BadNotify,
+    // Query strings
+    BadLimit,
+    BadCursor,
+    BadQuery,
+    // Anything
+    NotFound,
+    /// A backend failed; the request may work later.
+    Unavailable,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::UnsupportedType => "unsupported_type",
+            ErrorCode::TooLarge => "too_large",
+            ErrorCode::TooManyPixels => "too_many_pixels",
+            ErrorCode::BadImage => "bad_image",
+            ErrorCode::EmptyFile => "empty_file",
+            ErrorCode::UnknownOp => "unknown_op",
+            ErrorCode::BadMultipart => "bad_multipart",
+            ErrorCode::BadField => "bad_field",
+            ErrorCode::TooManyFiles => "too_many_files",
+            ErrorCode::NoFile => "no_file",
+            ErrorCode::BadNotify => "bad_notify",
+            ErrorCode::BadLimit => "bad_limit",
+            ErrorCode::BadCursor => "bad_cursor",
+            ErrorCode::BadQuery => "bad_query",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::Unavailable => "unavailable",
+        }
+    }
+}
+
+impl Serialize for ErrorCode {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}

@@ -1,0 +1,84 @@
+//! API errors: the one place where refusals become HTTP. Each carries a stable `ErrorCode`
+//! (the catalog is `error_code`) and a message naming the problem, and is sent as JSON
+//! `{"error": ..., "code": ...}` with the status its code maps to here.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::error_code::ErrorCode;
+use crate::ingest::IngestError;
+
+#[derive(Debug, Clone, Serialize, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    pub code: ErrorCode,
+    #[serde(rename = "error")]
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::NotFound, message)
+    }
+
+    /// A backend failed: the cause is logged in full but the client only learns which step.
+    pub fn unavailable(what: &str, cause: &anyhow::Error) -> Self {
+        tracing::error!(error = format!("{cause:#}"), "{what} failed");
+        Self::new(
+            ErrorCode::Unavailable,
+            format!("{what} failed; try again later"),
+        )
+    }
+
+    pub fn status(&self) -> StatusCode {
+        status_of(self.code)
+    }
+}
+
+/// The HTTP status of every code.
+fn status_of(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::UnsupportedType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::TooManyPixels | ErrorCode::BadImage => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::EmptyFile
+        | ErrorCode::UnknownOp
+        | ErrorCode::BadMultipart
+        | ErrorCode::BadField
+        | ErrorCode::TooManyFiles
+        | ErrorCode::NoFile
+        | ErrorCode::BadNotify
+        | ErrorCode::BadLimit
+        | ErrorCode::BadCursor
+        | ErrorCode::BadQuery => StatusCode::BAD_REQUEST,
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(error: IngestError) -> Self {
+        match &error {
+            IngestError::Unavailable { step, cause } => ApiError::unavailable(step, cause),
+            _ => ApiError::new(error.code(), error.to_string()),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status()).json(self)
+    }
+}

@@ -1,0 +1,90 @@
+//! How the API shows a photo (`PhotoView`, with the URLs of its images) and finds one by id:
+//! shared by every route that answers with or about a photo.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::error::ApiError;
+use super::AppState;
+use crate::domain::{Op, Photo, PhotoId, Status};
+
+/// A photo as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct PhotoView {
+    pub id: PhotoId,
+    pub filename: String,
+    pub content_type: String,
+    pub bytes: u64,
+    pub width: u32,
+    pub height: u32,
+    pub status: Status,
+    pub ops: Vec<Op>,
+    pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub original_url: String,
+    pub variants: BTreeMap<String, VariantView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct VariantView {
+    pub url: String,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl From<Photo> for PhotoView {
+    fn from(photo: Photo) -> Self {
+        let variants = photo
+            .variants
+            .iter()
+            .map(|(name, info)| {
+                let view = VariantView {
+                    url: variant_url(&photo.id, name),
+                    width: info.width,
+                    height: info.height,
+                };
+                (name.clone(), view)
+            })
+            .collect();
+        PhotoView {
+            original_url: original_url(&photo.id),
+            created_at: photo
+                .created_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            id: photo.id,
+            filename: photo.filename,
+            content_type: photo.content_type,
+            bytes: photo.bytes,
+            width: photo.width,
+            height: photo.height,
+            status: photo.status,
+            ops: photo.ops,
+            error: photo.error,
+            variants,
+        }
+    }
+}
+
+/// Used by the photo JSON to point at the images.
+pub fn original_url(id: &PhotoId) -> String {
+    format!("/api/photos/{id}/original")
+}
+
+pub fn variant_url(id: &PhotoId, name: &str) -> String {
+    format!("/api/photos/{id}/variants/{name}")
+}
+
+/// The photo with this id, or 404 for an unknown or malformed id.
+pub async fn load(state: &AppState, id: &str) -> Result<Photo, ApiError> {
+    let not_found = || ApiError::not_found(format!("no photo with id '{id}'"));
+    let id = PhotoId::parse(id).map_err(|_| not_found())?;
+    state
+        .backends
+        .index
+        .get(&id)
+        .await
+        .map_err(|e| ApiError::unavailable("reading the photo", &e))?
+        .ok_or_else(not_found)
+}
