@@ -419,15 +419,19 @@ for (const store of ['rabbitmq', 'redis']) {
     const files = readdirSync(join(photos, 'real')).filter((f) => f.endsWith('.jpg')).map((f) => join(photos, 'real', f));
     const results = [];
     let restartedAt = null; // index into results when the restart was over
-    const stopBy = Date.now() + 180_000;
+    let stopBy = Date.now() + 180_000;
     const uploading = uploadWhile(files, 2, results, () => Date.now() < stopBy
       && (restartedAt === null || accepted(results.slice(restartedAt)).length < 4));
-    await until('a few uploads accepted before the restart', 60, async () => accepted(results).length >= 3);
-    const started = Date.now();
-    await compose('restart', store);
-    note(`\`restart ${store}\` with uploads running: ${seconds(Date.now() - started)}`);
-    restartedAt = results.length;
-    await uploading;
+    try {
+      await until('a few uploads accepted before the restart', 60, async () => accepted(results).length >= 3);
+      const started = Date.now();
+      await compose('restart', store);
+      note(`\`restart ${store}\` with uploads running: ${seconds(Date.now() - started)}`);
+      restartedAt = results.length;
+    } finally {
+      if (restartedAt === null) stopBy = 0; // failed: stop uploading
+      await uploading;
+    }
     const ids = accepted(results);
     console.log(`uploads around the ${store} restart: ${tally(results.map((r) => r.status))}`);
     assert.ok(accepted(results.slice(restartedAt)).length >= 4, `uploads are accepted again after the restart: ${tally(results.slice(restartedAt).map((r) => r.status))}`);
