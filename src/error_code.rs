@@ -28,6 +28,9 @@ pub enum ErrorCode {
     BadLimit,
     BadCursor,
     BadQuery,
+    // Live events
+    /// Too many `/api/events` streams open, from this client or in all.
+    TooManyStreams,
     // Anything
     NotFound,
     /// A backend failed; the request may work later.
@@ -51,6 +54,7 @@ impl ErrorCode {
             ErrorCode::BadLimit => "bad_limit",
             ErrorCode::BadCursor => "bad_cursor",
             ErrorCode::BadQuery => "bad_query",
+            ErrorCode::TooManyStreams => "too_many_streams",
             ErrorCode::NotFound => "not_found",
             ErrorCode::Unavailable => "unavailable",
         }

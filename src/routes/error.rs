@@ -60,6 +60,7 @@ fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::BadCursor
         | ErrorCode::BadQuery => StatusCode::BAD_REQUEST,
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::TooManyStreams => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
@@ -79,6 +80,10 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status()).json(self)
+        let mut response = HttpResponse::build(self.status());
+        if self.status() == StatusCode::TOO_MANY_REQUESTS {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, "10"));
+        }
+        response.json(self)
     }
 }

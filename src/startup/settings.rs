@@ -20,6 +20,7 @@ use crate::notifier::NotifierSettings;
 use crate::queue::QueueSettings;
 use crate::resize;
 use crate::retry::RetryPolicy;
+use crate::routes::events::StreamLimits;
 use crate::routes::WebSettings;
 use crate::storage::S3Settings;
 use crate::worker::WorkerSettings;
@@ -113,6 +114,12 @@ impl WebSettings {
             listen: args.listen,
             static_dir: args.static_dir.clone(),
             shutdown_timeout: Duration::from_secs(args.shutdown_timeout_s),
+            streams: StreamLimits {
+                per_client: args.max_streams_per_client,
+                total: args.max_streams,
+                ..StreamLimits::default()
+            },
+            trust_proxy: args.trust_proxy,
         }
     }
 }

@@ -224,3 +224,41 @@ async fn split_roles_refuse_the_embedded_backends_and_say_why() {
         );
     }
 }
+
+#[tokio::test]
+async fn open_pages_do_not_hold_a_stop_up() {
+    let data_dir = temp_data_dir();
+    // A drain timeout far longer than the bound below: only ending the streams meets it.
+    let served = serve(&data_dir, &[("GALLERY_SHUTDOWN_TIMEOUT_S", "60".into())]).await;
+    let mut pages = Vec::new();
+    for _ in 0..3 {
+        let page = served
+            .api
+            .client
+            .get(served.api.url("/api/events"))
+            .send()
+            .await
+            .expect("events");
+        assert_eq!(page.status(), 200);
+        pages.push(page);
+    }
+    let mut served = served;
+    let stopping = std::time::Instant::now();
+    signal(&served.child, "TERM");
+    let status = wait_exit(&mut served.child).await;
+    let took = stopping.elapsed();
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        took < Duration::from_secs(15),
+        "stopping took {took:?}: the open streams held it up"
+    );
+    for page in pages {
+        // Each stream was ended by the server, not cut: the body reads to its end.
+        let body = tokio::time::timeout(Duration::from_secs(5), page.text())
+            .await
+            .expect("stream ended");
+        assert!(body.expect("complete body").starts_with(": connected"));
+    }
+    eprintln!("gallery serve stopped in {took:?} with 3 pages open");
+    let _ = std::fs::remove_dir_all(data_dir);
+}
