@@ -128,6 +128,7 @@ pub async fn accept(
         created_at: Utc::now(),
         error: None,
         attempts: 0,
+        deliveries: 0,
         variants: Default::default(),
         notify: request.notify.clone(),
     };

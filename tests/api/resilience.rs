@@ -124,6 +124,7 @@ async fn a_job_that_keeps_failing_is_retried_then_failed_and_dead_lettered(set: 
         created_at: chrono::Utc::now(),
         error: None,
         attempts: 0,
+        deliveries: 0,
         variants: Default::default(),
         notify: Default::default(),
     };
@@ -222,4 +223,38 @@ async fn two_workers_and_a_notifier_share_one_host() {
         let finished = worker.text().matches("job finished").count();
         assert!(finished >= 1, "a worker did no job:\n{}", worker.text());
     }
+}
+
+#[tokio::test]
+async fn a_job_that_keeps_killing_its_worker_ends_failed_and_dead_lettered() {
+    let app = spawn_web_only_with(BackendSet::Services, |_| {}).await;
+    let id = app
+        .upload_ok("poison.jpg", jpeg_fixture(640, 480), None)
+        .await;
+    let mut env = app.env();
+    env.push(("GALLERY_JOB_DELAY_MS", "60000".into()));
+    let worker = ["worker", "--concurrency", "1"];
+    for delivery in 1..=app.settings.worker.max_attempts {
+        // Each worker dies while it holds the job, as one would on a photo that crashes it.
+        let doomed = Logged::start("info", &worker, &env);
+        let started = format!("delivery={delivery}");
+        assert!(doomed.wait_for(&started).await, "{}", doomed.text());
+        drop(doomed); // kill -9
+    }
+    let rescuer = Logged::start("info", &worker, &app.env());
+    let photo = app.wait_status(&id, &["failed", "done"]).await;
+    assert_eq!(photo["status"], "failed", "{photo}");
+    assert_eq!(
+        photo["error"],
+        "processing stopped the worker 3 times; given up after 3 deliveries"
+    );
+    for _ in 0..100 {
+        if app.queue_depth(".dead").await == 1 {
+            assert_eq!(app.queue_depth("").await, 0);
+            drop(rescuer);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the job never reached the dead-letter queue");
 }
