@@ -85,14 +85,20 @@ pub async fn upload(
     for part in parts {
         let outcome = match part.content {
             Ok(bytes) => {
-                ingest::accept(
-                    &state.backends,
-                    limits,
-                    part.filename.clone(),
-                    bytes,
-                    &request,
-                )
-                .await
+                // Its own task: a client that disconnects drops this handler, and must not
+                // stop a file half way between stored, recorded and queued.
+                let backends = state.backends.clone();
+                let (limits, request) = (limits.clone(), request.clone());
+                let filename = part.filename.clone();
+                let accepting = tokio::spawn(async move {
+                    ingest::accept(&backends, &limits, filename, bytes, &request).await
+                });
+                accepting.await.unwrap_or_else(|crashed| {
+                    Err(IngestError::Unavailable {
+                        step: "accepting the file",
+                        cause: anyhow::anyhow!("the ingest task failed: {crashed}"),
+                    })
+                })
             }
             Err(error) => Err(error),
         };

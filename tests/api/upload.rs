@@ -3,7 +3,9 @@
 
 use serde_json::Value;
 
-use crate::helpers::{jpeg_fixture, png_rgba_fixture, spawn_web_only_with, BackendSet, TestApp};
+use crate::helpers::{
+    jpeg_fixture, png_rgba_fixture, spawn_app, spawn_web_only_with, BackendSet, TestApp,
+};
 
 /// Nothing stored anywhere for this test's namespace.
 async fn assert_nothing_left(app: &TestApp) {
@@ -150,7 +152,81 @@ async fn mixed_batch_accepts_the_good_and_names_the_bad(set: BackendSet) {
     assert_eq!(app.object_keys().await.len(), 2);
 }
 
+/// Every photo in the gallery, page after page.
+async fn every_photo(app: &TestApp) -> Vec<Value> {
+    let mut photos = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = app.list(&format!("?limit=100&cursor={cursor}")).await;
+        photos.extend(page["photos"].as_array().cloned().unwrap_or_default());
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = next.to_owned(),
+            None => return photos,
+        }
+    }
+}
+
+/// A whole 32-file upload sent, then the connection reset before the answer: whatever the
+/// server had accepted must be complete (stored, recorded, queued, then processed), never
+/// left `queued` with no job; whatever it had not must leave nothing behind.
+async fn uploads_cut_off_by_the_client_leave_nothing_half_done(set: BackendSet) {
+    use tokio::io::AsyncWriteExt;
+
+    let app = spawn_app(set).await;
+    let jpeg = jpeg_fixture(64, 48);
+    let boundary = "gallery-reset-boundary";
+    let mut body = Vec::new();
+    for n in 0..32 {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; \
+                 filename=\"cut-{n}.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(&jpeg);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    let head = format!(
+        "POST /api/photos HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; \
+         boundary={boundary}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    for round in 0..10 {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+            .await
+            .expect("connect");
+        stream.write_all(head.as_bytes()).await.expect("head");
+        stream.write_all(&body).await.expect("body");
+        // Give the server a varying head start, then reset (RST, not FIN) mid-ingest.
+        tokio::time::sleep(std::time::Duration::from_millis(5 * round)).await;
+        stream.set_zero_linger().expect("linger");
+        drop(stream);
+    }
+    // Every photo the server recorded finishes; none waits forever for a job.
+    let mut photos = Vec::new();
+    for _ in 0..600 {
+        photos = every_photo(&app).await;
+        if photos.iter().all(|photo| photo["status"] == "done") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let stuck: Vec<&Value> = photos.iter().filter(|p| p["status"] != "done").collect();
+    assert!(stuck.is_empty(), "photos never finished: {stuck:?}");
+    // Nothing half-written: three objects (original, preview, thumb) per recorded photo.
+    let all = photos.len();
+    assert_eq!(
+        app.object_keys().await.len(),
+        all * 3,
+        "{all} photos recorded"
+    );
+    eprintln!("{all} of 320 cut-off files were accepted, every one complete");
+}
+
 on_both_backends!(
+    uploads_cut_off_by_the_client_leave_nothing_half_done,
     accepted_upload_stores_original_metadata_and_job,
     unsupported_type_is_415_and_leaves_nothing,
     oversized_file_is_413_and_leaves_nothing,
