@@ -1001,11 +1001,27 @@ fn hostile_pngs_do_not_grow_the_process() {
 }
 
 #[test]
+fn an_accepted_image_stays_within_its_decode_figure() {
+    // 3000×3000 16-bit RGBA: the worst layout per pixel, accepted under the default budget.
+    let figure = probe(&hostile::png_rgba16_zeros(3000, 3000))
+        .expect("probes")
+        .decode_bytes;
+    let growth = peak_growth_in_child("rgba16-accepted");
+    eprintln!(
+        "rgba16-accepted: decode figure {:.1} MiB, peak RSS rose by {:.1} MiB",
+        figure as f64 / f64::from(1 << 20),
+        growth as f64 / f64::from(1 << 20)
+    );
+    assert!(growth < figure + (64 << 20), "grew by {growth} bytes");
+}
+
+#[test]
 #[ignore = "run by hostile_pngs_do_not_grow_the_process, in a process of its own"]
 fn hostile_png_child() {
-    let bytes = match std::env::var("GALLERY_HOSTILE_CASE").as_deref() {
-        Ok("iccp-bomb") => hostile::png_iccp_bomb(1024),
-        Ok("rgba16-bomb") => hostile::png_rgba16_zeros(10_000, 10_000),
+    let (bytes, refused) = match std::env::var("GALLERY_HOSTILE_CASE").as_deref() {
+        Ok("iccp-bomb") => (hostile::png_iccp_bomb(1024), true),
+        Ok("rgba16-bomb") => (hostile::png_rgba16_zeros(10_000, 10_000), true),
+        Ok("rgba16-accepted") => (hostile::png_rgba16_zeros(3000, 3000), false),
         _ => return,
     };
     // Forget the peak so far (building the input), so the figure is the call's own.
@@ -1013,7 +1029,7 @@ fn hostile_png_child() {
     let (_, before) = hostile::memory();
     let outcome = process(&bytes, &[], &VariantSpec::standard(), &Settings::default());
     let (peak, _) = hostile::memory();
-    assert!(outcome.is_err(), "hostile input was processed");
+    assert_eq!(outcome.is_err(), refused, "{:?}", outcome.err());
     println!("peak growth: {}", peak.saturating_sub(before));
 }
 
