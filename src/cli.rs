@@ -264,6 +264,10 @@ pub struct SharedArgs {
     /// Largest accepted image, in pixels (width × height from the header, before any decode).
     #[arg(long, env = "GALLERY_MAX_PIXELS", default_value_t = Limits::default().max_pixels)]
     pub max_pixels: u64,
+    /// Most memory decoding one image may need, in bytes (figured from the header, before any
+    /// decode: pixels × channels × bytes per sample, plus libjpeg's buffer for progressive JPEGs).
+    #[arg(long, env = "GALLERY_MAX_DECODE_BYTES", default_value_t = Limits::default().max_decode_bytes)]
+    pub max_decode_bytes: u64,
     /// Most files one upload request may carry.
     #[arg(long, env = "GALLERY_MAX_FILES", default_value_t = Limits::default().max_files)]
     pub max_files: usize,

@@ -48,7 +48,9 @@ fn status_of(code: ErrorCode) -> StatusCode {
     match code {
         ErrorCode::UnsupportedType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        ErrorCode::TooManyPixels | ErrorCode::BadImage => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::TooManyPixels | ErrorCode::TooLargeToDecode | ErrorCode::BadImage => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
         ErrorCode::EmptyFile
         | ErrorCode::UnknownOp
         | ErrorCode::BadMultipart

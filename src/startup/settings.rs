@@ -86,6 +86,7 @@ impl Settings {
             engine: resize::Settings {
                 jpeg_quality: args.jpeg_quality,
                 max_pixels: args.max_pixels,
+                max_decode_bytes: args.max_decode_bytes,
             },
             #[cfg(feature = "test-hooks")]
             job_delay: Duration::from_millis(tuning.map_or(0, |t| t.job_delay_ms)),
@@ -101,6 +102,7 @@ impl Settings {
                 max_upload_bytes: args.max_upload_bytes,
                 max_pixels: args.max_pixels,
                 max_files: args.max_files,
+                max_decode_bytes: args.max_decode_bytes,
             },
             variants: VariantSpec::standard(),
             worker,

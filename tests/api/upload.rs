@@ -1,6 +1,8 @@
 //! `POST /api/photos`: what is accepted, what is refused and with which error, and that a
-//! refused file leaves nothing behind (no object, no metadata, no job).
+//! refused file leaves nothing behind (no object, no metadata, no job). Hostile inputs (memory
+//! bombs, stuffed metadata and names) come from `gallery::resize::hostile`.
 
+use gallery::resize::hostile;
 use serde_json::Value;
 
 use crate::helpers::{
@@ -91,6 +93,75 @@ async fn too_many_pixels_is_422_from_the_header_and_leaves_nothing(set: BackendS
         .await;
     assert_rejected(response, 422, "too_many_pixels", "20000 pixels").await;
     assert_nothing_left(&app).await;
+}
+
+async fn too_large_to_decode_is_422_from_the_header_and_leaves_nothing(set: BackendSet) {
+    let app = spawn_web_only_with(set, |_| {}).await;
+    // 800 MB of 16-bit RGBA pixels (plus the 8-bit copy) in a 1 MiB file: under the pixel
+    // limit, over the default 512 MiB decode budget.
+    let bomb = hostile::png_rgba16_zeros(10_000, 10_000);
+    let response = app.upload(&[("bomb.png", bomb)], None).await;
+    assert_rejected(
+        response,
+        422,
+        "too_large_to_decode",
+        "needs 1200000000 bytes (1145 MiB) of memory to decode, more than the limit of 536870912 bytes (512 MiB)",
+    )
+    .await;
+    assert_nothing_left(&app).await;
+
+    let app = spawn_web_only_with(set, |s| s.limits.max_decode_bytes = 10_000).await;
+    let response = app
+        .upload(&[("small.png", png_rgba_fixture(100, 100))], None)
+        .await;
+    assert_rejected(response, 422, "too_large_to_decode", "limit of 10000 bytes").await;
+    assert_nothing_left(&app).await;
+}
+
+async fn png_metadata_bomb_is_422_and_leaves_nothing(set: BackendSet) {
+    let app = spawn_web_only_with(set, |_| {}).await;
+    // 1×1 pixel, 1 MiB of file, an iCCP chunk that inflates to 1 GiB.
+    let bomb = hostile::png_iccp_bomb(1024);
+    let response = app.upload(&[("icc.png", bomb)], None).await;
+    assert_rejected(response, 422, "bad_image", "iCCP chunk").await;
+    assert_nothing_left(&app).await;
+}
+
+async fn file_names_are_cleaned(set: BackendSet) {
+    let app = spawn_web_only_with(set, |_| {}).await;
+    let long = format!("{}.jpg", "a".repeat(1 << 20));
+    let id = app.upload_ok(&long, jpeg_fixture(16, 16), None).await;
+    let stored = app.photo(&id).await["filename"]
+        .as_str()
+        .expect("filename")
+        .to_owned();
+    assert_eq!(stored, "a".repeat(255), "cut to 255 bytes");
+
+    // Bidi overrides and isolates, a mark, a tab (the one control a header can carry as is),
+    // padding. (A newline cannot travel in a part header; `FileName`'s own tests cover it.)
+    let id = app
+        .upload_ok(
+            "  evil\u{202E}gpj\u{2066}.exe\u{200F}\t.jpg ",
+            jpeg_fixture(16, 16),
+            None,
+        )
+        .await;
+    assert_eq!(app.photo(&id).await["filename"], "evilgpj.exe.jpg");
+    let listed = app.list("").await;
+    let names: Vec<&str> = listed["photos"]
+        .as_array()
+        .expect("photos")
+        .iter()
+        .filter_map(|p| p["filename"].as_str())
+        .collect();
+    assert_eq!(names, ["evilgpj.exe.jpg", "a".repeat(255).as_str()]);
+
+    // Nothing left to name: "unnamed"; a rejected file is named cleaned too.
+    let response = app
+        .upload(&[("\u{202E}\u{2066}\t", b"not an image".to_vec())], None)
+        .await;
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["rejected"][0]["filename"], "unnamed");
 }
 
 async fn truncated_header_is_422(set: BackendSet) {
@@ -231,6 +302,9 @@ on_both_backends!(
     unsupported_type_is_415_and_leaves_nothing,
     oversized_file_is_413_and_leaves_nothing,
     too_many_pixels_is_422_from_the_header_and_leaves_nothing,
+    too_large_to_decode_is_422_from_the_header_and_leaves_nothing,
+    png_metadata_bomb_is_422_and_leaves_nothing,
+    file_names_are_cleaned,
     truncated_header_is_422,
     unknown_op_is_400_and_stores_nothing,
     request_without_file_is_400,
