@@ -14,6 +14,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::ingest::Limits;
 use crate::resize;
+use crate::routes::events::StreamLimits;
 use crate::routes::WebSettings;
 use crate::worker::WorkerSettings;
 
@@ -112,9 +113,10 @@ pub struct ServeArgs {
 pub struct WorkerArgs {
     #[command(flatten)]
     pub worker: WorkerTuning,
-    /// Address of the worker's own /healthz endpoint (for container health checks).
-    #[arg(long, env = "GALLERY_HEALTH_LISTEN", default_value = "0.0.0.0:8081")]
-    pub health_listen: SocketAddr,
+    /// Address of the worker's own /healthz endpoint (for container health checks; the image
+    /// sets 0.0.0.0:8081). Unset: none, so several workers can share a host.
+    #[arg(long, env = "GALLERY_HEALTH_LISTEN")]
+    pub health_listen: Option<SocketAddr>,
     #[command(flatten)]
     pub shared: SharedArgs,
 }
@@ -123,9 +125,10 @@ pub struct WorkerArgs {
 pub struct NotifierArgs {
     #[command(flatten)]
     pub channels: NotifyChannels,
-    /// Address of the notifier's own /healthz endpoint.
-    #[arg(long, env = "GALLERY_HEALTH_LISTEN", default_value = "0.0.0.0:8081")]
-    pub health_listen: SocketAddr,
+    /// Address of the notifier's own /healthz endpoint (the image sets 0.0.0.0:8081).
+    /// Unset: none.
+    #[arg(long, env = "GALLERY_HEALTH_LISTEN")]
+    pub health_listen: Option<SocketAddr>,
     #[command(flatten)]
     pub shared: SharedArgs,
 }
@@ -143,6 +146,16 @@ pub struct HttpArgs {
     /// ended at once); keep it under the container's stop grace period.
     #[arg(long, env = "GALLERY_SHUTDOWN_TIMEOUT_S", default_value_t = WebSettings::default().shutdown_timeout.as_secs())]
     pub shutdown_timeout_s: u64,
+    /// Live event streams (open gallery pages) allowed from one client address.
+    #[arg(long, env = "GALLERY_MAX_STREAMS_PER_CLIENT", default_value_t = StreamLimits::default().per_client)]
+    pub max_streams_per_client: usize,
+    /// Live event streams allowed in all.
+    #[arg(long, env = "GALLERY_MAX_STREAMS", default_value_t = StreamLimits::default().total)]
+    pub max_streams: usize,
+    /// Take the client's address from the last X-Forwarded-For entry: set it only behind
+    /// your own proxy (compose sets it for nginx), or clients could claim any address.
+    #[arg(long, env = "GALLERY_TRUST_PROXY")]
+    pub trust_proxy: bool,
 }
 
 /// How a worker runs its jobs.
@@ -251,6 +264,10 @@ pub struct SharedArgs {
     /// Largest accepted image, in pixels (width × height from the header, before any decode).
     #[arg(long, env = "GALLERY_MAX_PIXELS", default_value_t = Limits::default().max_pixels)]
     pub max_pixels: u64,
+    /// Most memory decoding one image may need, in bytes (figured from the header, before any
+    /// decode: pixels × channels × bytes per sample, plus libjpeg's buffer for progressive JPEGs).
+    #[arg(long, env = "GALLERY_MAX_DECODE_BYTES", default_value_t = Limits::default().max_decode_bytes)]
+    pub max_decode_bytes: u64,
     /// Most files one upload request may carry.
     #[arg(long, env = "GALLERY_MAX_FILES", default_value_t = Limits::default().max_files)]
     pub max_files: usize,

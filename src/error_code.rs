@@ -14,7 +14,9 @@ pub enum ErrorCode {
     TooLarge,
     /// Over the pixel limit, read from the header.
     TooManyPixels,
-    /// The header cannot be read.
+    /// Decoding would need more memory than the decode budget, figured from the header.
+    TooLargeToDecode,
+    /// The header cannot be read, or the image carries oversized metadata.
     BadImage,
     EmptyFile,
     // The upload request
@@ -28,6 +30,9 @@ pub enum ErrorCode {
     BadLimit,
     BadCursor,
     BadQuery,
+    // Live events
+    /// Too many `/api/events` streams open, from this client or in all.
+    TooManyStreams,
     // Anything
     NotFound,
     /// A backend failed; the request may work later.
@@ -40,6 +45,7 @@ impl ErrorCode {
             ErrorCode::UnsupportedType => "unsupported_type",
             ErrorCode::TooLarge => "too_large",
             ErrorCode::TooManyPixels => "too_many_pixels",
+            ErrorCode::TooLargeToDecode => "too_large_to_decode",
             ErrorCode::BadImage => "bad_image",
             ErrorCode::EmptyFile => "empty_file",
             ErrorCode::UnknownOp => "unknown_op",
@@ -51,6 +57,7 @@ impl ErrorCode {
             ErrorCode::BadLimit => "bad_limit",
             ErrorCode::BadCursor => "bad_cursor",
             ErrorCode::BadQuery => "bad_query",
+            ErrorCode::TooManyStreams => "too_many_streams",
             ErrorCode::NotFound => "not_found",
             ErrorCode::Unavailable => "unavailable",
         }

@@ -22,6 +22,9 @@ pub struct Limits {
     pub max_pixels: u64,
     /// Most files in one upload request.
     pub max_files: usize,
+    /// Most memory decoding one image may need, in bytes (from the header, before any decode;
+    /// how it is figured: `resize::Probe::decode_bytes`).
+    pub max_decode_bytes: u64,
 }
 
 impl Default for Limits {
@@ -30,6 +33,7 @@ impl Default for Limits {
             max_upload_bytes: 50 * 1024 * 1024,
             max_pixels: 100_000_000,
             max_files: 32,
+            max_decode_bytes: resize::DEFAULT_MAX_DECODE_BYTES,
         }
     }
 }
@@ -50,6 +54,17 @@ pub enum IngestError {
         pixels: u64,
         limit: u64,
     },
+    #[error(
+        "image is {width}×{height} and needs {needs} bytes ({} MiB) of memory to decode, more than the limit of {limit} bytes ({} MiB)",
+        needs.div_ceil(1 << 20),
+        limit / (1 << 20)
+    )]
+    TooLargeToDecode {
+        width: u32,
+        height: u32,
+        needs: u64,
+        limit: u64,
+    },
     /// A backend failed at `step`; the file may be accepted later. The cause is for the log,
     /// never for the client.
     #[error("{step} failed; try again later")]
@@ -66,8 +81,10 @@ impl IngestError {
             IngestError::Empty => ErrorCode::EmptyFile,
             IngestError::TooLarge { .. } => ErrorCode::TooLarge,
             IngestError::Unreadable(ProbeError::UnsupportedType) => ErrorCode::UnsupportedType,
-            IngestError::Unreadable(ProbeError::BadHeader(_)) => ErrorCode::BadImage,
+            IngestError::Unreadable(ProbeError::BadHeader(_))
+            | IngestError::Unreadable(ProbeError::OversizedMetadata { .. }) => ErrorCode::BadImage,
             IngestError::TooManyPixels { .. } => ErrorCode::TooManyPixels,
+            IngestError::TooLargeToDecode { .. } => ErrorCode::TooLargeToDecode,
             IngestError::Unavailable { .. } => ErrorCode::Unavailable,
         }
     }
@@ -77,7 +94,8 @@ impl IngestError {
     }
 }
 
-/// Checks what can be checked without decoding: size, type from the bytes, pixel count.
+/// Checks what can be checked without decoding: size, type from the bytes, pixel count, the
+/// memory a decode would need, oversized metadata.
 pub fn validate(bytes: &[u8], limits: &Limits) -> Result<resize::Probe, IngestError> {
     if bytes.len() as u64 > limits.max_upload_bytes {
         return Err(IngestError::TooLarge {
@@ -94,6 +112,14 @@ pub fn validate(bytes: &[u8], limits: &Limits) -> Result<resize::Probe, IngestEr
             height: probe.height,
             pixels: probe.pixels(),
             limit: limits.max_pixels,
+        });
+    }
+    if probe.decode_bytes > limits.max_decode_bytes {
+        return Err(IngestError::TooLargeToDecode {
+            width: probe.width,
+            height: probe.height,
+            needs: probe.decode_bytes,
+            limit: limits.max_decode_bytes,
         });
     }
     Ok(probe)
@@ -128,6 +154,7 @@ pub async fn accept(
         created_at: Utc::now(),
         error: None,
         attempts: 0,
+        deliveries: 0,
         variants: Default::default(),
         notify: request.notify.clone(),
     };

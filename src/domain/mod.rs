@@ -1,9 +1,10 @@
-//! The gallery's vocabulary: photo ids, photo records and their status, the operations and
+//! The gallery's vocabulary: photo ids, file names, photo records and their status, the operations and
 //! variants a photo gets, processing jobs and events. Constructors reject invalid values so
 //! the rest of the code can trust what it holds. Nothing here depends on another module of
 //! the crate: the engine, the backends and the routes all speak these types.
 
 mod event;
+mod file_name;
 mod job;
 mod op;
 mod photo;
@@ -11,6 +12,7 @@ mod photo_id;
 mod variant;
 
 pub use event::{Event, EventKind};
+pub use file_name::FileName;
 pub use job::Job;
 pub use op::{Op, UnknownOp};
 pub use photo::{Notify, Photo, Status, VariantInfo};

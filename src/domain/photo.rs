@@ -41,6 +41,10 @@ pub struct Photo {
     pub error: Option<String>,
     #[serde(default)]
     pub attempts: u32,
+    /// How many times a worker has started on this photo, finished or not; bounds the
+    /// redeliveries of a job whose processing kills the worker.
+    #[serde(default)]
+    pub deliveries: u32,
     #[serde(default)]
     pub variants: BTreeMap<String, VariantInfo>,
     /// Who to tell when processing ends; private, never shown by the API.

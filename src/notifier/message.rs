@@ -130,6 +130,7 @@ mod tests {
             created_at: chrono::Utc::now(),
             error: error.map(str::to_owned),
             attempts: 1,
+            deliveries: 1,
             variants: Default::default(),
             notify: Default::default(),
         };

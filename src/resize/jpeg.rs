@@ -100,7 +100,7 @@ pub(crate) fn decode(
     probe: &Probe,
     target: (u32, u32),
     gray: bool,
-    max_pixels: u64,
+    settings: &super::Settings,
 ) -> Result<Decoded, String> {
     let mut h = Handle::new(tj::TJINIT_TJINIT_DECOMPRESS)?;
     h.set(tj::TJPARAM_TJPARAM_SCANLIMIT, SCAN_LIMIT)?;
@@ -108,7 +108,13 @@ pub(crate) fn decode(
     // library honest if its parse ever disagrees.
     h.set(
         tj::TJPARAM_TJPARAM_MAXPIXELS,
-        c_int::try_from(max_pixels).unwrap_or(c_int::MAX),
+        c_int::try_from(settings.max_pixels).unwrap_or(c_int::MAX),
+    )?;
+    // Caps libjpeg's whole-image buffers (progressive and multi-scan coefficients) at the
+    // decode budget, in MiB; the header check already refused images over it.
+    h.set(
+        tj::TJPARAM_TJPARAM_MAXMEMORY,
+        c_int::try_from(settings.max_decode_bytes.div_ceil(1 << 20).max(1)).unwrap_or(c_int::MAX),
     )?;
     // SAFETY: bytes outlives the call; the length is the slice's.
     h.check(unsafe { tj::tj3DecompressHeader(h.0, bytes.as_ptr(), bytes.len() as tj::size_t) })?;

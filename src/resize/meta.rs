@@ -1,12 +1,23 @@
 //! Metadata read without decoding pixels: JPEG marker segments (frame header, EXIF orientation,
-//! ICC profile chunks) and the decision whether an ICC profile is worth carrying into variants.
-//! Everything here is bounds-checked and tolerant: bad metadata never fails a photo.
+//! ICC profile chunks), PNG metadata chunks that a decoder would inflate, and the decision
+//! whether an ICC profile is worth carrying into variants. Everything here is bounds-checked
+//! and tolerant: bad metadata never fails a photo, oversized metadata is dropped or refused.
 
-/// Marker segments of a JPEG up to the first scan: `(marker, payload)`. Stops quietly at
-/// anything malformed; the header parser and the decoder report real corruption.
+/// The most any one metadata item (an ICC profile, a PNG metadata chunk once inflated) may
+/// weigh. Real ICC profiles are 0.5–600 KB; past this a profile is either an attack or a
+/// payload no thumbnail should carry.
+pub(crate) const MAX_METADATA_BYTES: usize = 1 << 20;
+
+/// Marker segments of a JPEG up to and including the first scan header (SOS, whose payload is
+/// only the scan header): `(marker, payload)`. Stops quietly at anything malformed; the header
+/// parser and the decoder report real corruption.
 pub(crate) fn jpeg_segments(bytes: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
     let mut pos = 2; // after SOI
+    let mut done = false;
     std::iter::from_fn(move || loop {
+        if done {
+            return None;
+        }
         // Markers may be preceded by fill bytes (0xFF); anything else is garbage to skip.
         while pos < bytes.len() && bytes[pos] != 0xFF {
             pos += 1;
@@ -19,7 +30,9 @@ pub(crate) fn jpeg_segments(bytes: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
         match marker {
             // Standalone markers carry no length.
             0x01 | 0xD0..=0xD8 => continue,
-            0xD9 | 0xDA => return None,
+            0xD9 => return None,
+            // Entropy-coded data follows the scan header: nothing past it is a segment.
+            0xDA => done = true,
             _ => {}
         }
         let len = usize::from(u16::from_be_bytes([*bytes.get(pos)?, *bytes.get(pos + 1)?]));
@@ -73,7 +86,8 @@ pub(crate) fn exif_orientation(tiff: &[u8]) -> Option<u16> {
     })
 }
 
-/// The ICC profile of a JPEG, reassembled from its APP2 chunks in sequence order.
+/// The ICC profile of a JPEG, reassembled from its APP2 chunks in sequence order. `None` when
+/// there is none or it would be larger than `MAX_METADATA_BYTES` (never reassembled, then).
 pub(crate) fn jpeg_icc(bytes: &[u8]) -> Option<Vec<u8>> {
     let mut chunks: Vec<(u8, &[u8])> = jpeg_segments(bytes)
         .filter(|(marker, _)| *marker == 0xE2)
@@ -82,7 +96,8 @@ pub(crate) fn jpeg_icc(bytes: &[u8]) -> Option<Vec<u8>> {
             Some((*rest.first()?, rest.get(2..)?))
         })
         .collect();
-    if chunks.is_empty() {
+    let total: usize = chunks.iter().map(|(_, data)| data.len()).sum();
+    if chunks.is_empty() || total > MAX_METADATA_BYTES {
         return None;
     }
     chunks.sort_by_key(|(seq, _)| *seq);
@@ -94,15 +109,97 @@ pub(crate) fn jpeg_icc(bytes: &[u8]) -> Option<Vec<u8>> {
     )
 }
 
-/// Whether a source profile should be embedded in the variants. sRGB is dropped because an
-/// untagged image already means sRGB to every browser, and it would cost ~3 KB per thumbnail.
-/// A colour profile cannot describe grayscale output, and anything unparsable is dropped.
+/// Whether a source profile should be embedded in the variants. Only a well-formed profile of
+/// at most `MAX_METADATA_BYTES` is (its header's size field matches its length and it carries
+/// the `acsp` signature): anything else is dropped, so a variant never grows by a payload that
+/// only pretends to be a profile. sRGB is dropped because an untagged image already means sRGB
+/// to every browser, and it would cost ~3 KB per thumbnail. A colour profile cannot describe
+/// grayscale output.
 pub(crate) fn icc_worth_keeping(icc: &[u8], gray_output: bool) -> bool {
+    if !icc_well_formed(icc) {
+        return false;
+    }
     let Some(space) = icc.get(16..20) else {
         return false;
     };
     let expected: &[u8] = if gray_output { b"GRAY" } else { b"RGB " };
     space == expected && !(space == b"RGB " && icc_is_srgb(icc))
+}
+
+/// An ICC header: 128 bytes plus a tag count, its size field equal to the actual length, the
+/// `acsp` file signature at offset 36, and not over `MAX_METADATA_BYTES`.
+fn icc_well_formed(icc: &[u8]) -> bool {
+    let declared = icc
+        .get(0..4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize);
+    icc.len() >= 132
+        && icc.len() <= MAX_METADATA_BYTES
+        && declared == Some(icc.len())
+        && icc.get(36..40) == Some(b"acsp".as_slice())
+}
+
+/// Why a PNG is refused for its metadata: a chunk a decoder would hold in memory, inflated,
+/// larger than `MAX_METADATA_BYTES`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct OversizedChunk {
+    pub kind: &'static str,
+}
+
+/// Checks the metadata chunks before the first IDAT that a decoder would keep in memory:
+/// `iCCP` (the `png` crate inflates it while reading the header, with no limit of its own
+/// below the whole-image budget) is inflated here into a small buffer, counting, and stopped
+/// past `MAX_METADATA_BYTES`; `eXIf` is held raw, so its length is checked. `zTXt` and `iTXt`
+/// are never inflated by the engine (it reads no text), so they cost no more than their bytes.
+/// A truncated or corrupt chunk is not refused here: the decoder reports real corruption, and a
+/// prefix of the file is enough to check what it holds.
+pub(crate) fn png_oversized_chunk(bytes: &[u8]) -> Option<OversizedChunk> {
+    let mut pos = 8; // after the signature
+    loop {
+        let header = bytes.get(pos..pos + 8)?;
+        let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let kind = &header[4..8];
+        let data_start = pos + 8;
+        let available = bytes.get(data_start..)?;
+        let data = &available[..len.min(available.len())];
+        match kind {
+            b"IDAT" | b"IEND" => return None,
+            b"eXIf" if len > MAX_METADATA_BYTES => return Some(OversizedChunk { kind: "eXIf" }),
+            b"iCCP" => {
+                // Profile name (1-79 bytes), NUL, compression method (0 = zlib), zlib stream.
+                let name_end = data.iter().take(80).position(|&b| b == 0)?;
+                let stream = data.get(name_end + 2..)?;
+                if inflates_past(stream, MAX_METADATA_BYTES) {
+                    return Some(OversizedChunk { kind: "iCCP" });
+                }
+            }
+            _ => {}
+        }
+        pos = data_start.checked_add(len)?.checked_add(4)?; // data and CRC
+    }
+}
+
+/// Whether a zlib stream inflates to more than `limit` bytes, found with one 32 KiB buffer and
+/// at most `limit` bytes of inflate work. A corrupt or cut stream answers `false`.
+fn inflates_past(stream: &[u8], limit: usize) -> bool {
+    let mut inflater = flate2::Decompress::new(true);
+    let mut sink = vec![0u8; 32 * 1024];
+    loop {
+        let consumed = inflater.total_in() as usize;
+        let before = (inflater.total_in(), inflater.total_out());
+        let Some(input) = stream.get(consumed..) else {
+            return false;
+        };
+        match inflater.decompress(input, &mut sink, flate2::FlushDecompress::None) {
+            Ok(flate2::Status::StreamEnd) | Err(_) => return false,
+            Ok(_) => {}
+        }
+        if inflater.total_out() as usize > limit {
+            return true;
+        }
+        if (inflater.total_in(), inflater.total_out()) == before {
+            return false; // cut short: nothing more to read
+        }
+    }
 }
 
 /// Recognises sRGB by the profile description ('desc' tag), which is how the common

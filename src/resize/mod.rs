@@ -1,6 +1,7 @@
 //! The resize engine, the worker's CPU hot path: photo bytes in, variant set out.
 //!
-//! `process()` sniffs the format, refuses pixel bombs from the header alone, decodes the photo
+//! `process()` sniffs the format, refuses pixel and memory bombs from the header alone (the pixel
+//! limit, and the decode-memory budget computed as `probe` explains), decodes the photo
 //! once, and makes every variant from that one decode, largest first, each smaller one cut from
 //! the previous variant (never from the full frame: at equal quality that is several times less
 //! work, and it is what vips and Pillow do too).
@@ -35,7 +36,8 @@
 //! accurate one on these photos, so it stays off. Memory: a baseline JPEG decodes straight into
 //! the scaled planes (50 MP photo: ~39 MiB peak for the whole job, input bytes included); a
 //! progressive one makes libjpeg-turbo hold every DCT coefficient at full size (2 bytes per
-//! sample, ~45 MiB for 15 MP), which the pixel limit bounds.
+//! sample, ~45 MiB for 15 MP), which the decode budget bounds (so does libjpeg-turbo's own
+//! `TJPARAM_MAXMEMORY`, set to the budget).
 //!
 //! Decode warnings are errors (a truncated photo fails rather than becoming half grey), except
 //! libjpeg's "extraneous bytes before marker", which cameras emit on valid photos.
@@ -43,7 +45,11 @@
 //! # Other formats
 //! PNG (1–16 bit, palette, alpha) and WebP (lossy and lossless) are decoded with the `image`
 //! crate at full size (neither format can decode scaled); 16-bit samples are narrowed to 8 bits
-//! before resizing. The pixel limit is checked from the header first, so the allocation is bounded.
+//! before resizing. The decode budget is checked from the header first (bit depth and colour type
+//! from IHDR), and the decoder's own allocations are capped at the budget too. PNG metadata a
+//! decoder would inflate is bounded: an `iCCP` profile that inflates past 1 MiB, or an `eXIf`
+//! chunk over 1 MiB, is refused from the header (`ProbeError::OversizedMetadata`); `zTXt` and
+//! `iTXt` are never inflated, since the engine reads no text.
 //!
 //! # Orientation, ops, alpha, colour
 //! * The EXIF orientation (all 8 values) and the rotate ops are folded into one transform that is
@@ -56,12 +62,19 @@
 //!   transparency become PNG (lossless alpha that every client decodes; WebP would be smaller but
 //!   the `image` crate only writes lossless WebP and its encoder compresses worse than it reads).
 //! * Colour: the source ICC profile is kept and embedded in every variant (browsers colour-manage
-//!   tagged images), so no CMS is needed and nothing is lost. An sRGB profile is dropped, since
+//!   tagged images), so no CMS is needed and nothing is lost. Only a profile that looks like one
+//!   is kept: at most 1 MiB, its header's size field equal to its length, the `acsp` signature
+//!   at offset 36. Anything else (an 8 MiB "profile" in a 64×48 JPEG, a truncated one) is not
+//!   copied: the variants are then untagged, i.e. shown as sRGB, and the photo is still
+//!   processed. A JPEG's APP2 chunks adding up to more than 1 MiB are not even reassembled.
+//!   An sRGB profile is dropped, since
 //!   untagged means sRGB anyway and it would cost ~3 KB per thumbnail. Grayscale output from a
 //!   colour profile carries no profile. CMYK JPEGs are converted naively (Adobe inverted CMYK).
 //! * Variants carry no EXIF, XMP or GPS: they are encoded from pixels with only the ICC profile.
 
 mod frame;
+#[cfg(any(test, feature = "test-hooks"))]
+pub mod hostile;
 mod jpeg;
 mod meta;
 mod probe;
@@ -120,6 +133,9 @@ pub struct Probe {
     /// As stored in the file, before EXIF orientation.
     pub width: u32,
     pub height: u32,
+    /// The most memory the engine's decode holds at once for this image, at full scale, in
+    /// bytes (how it is figured: `probe`'s module doc).
+    pub decode_bytes: u64,
 }
 
 impl Probe {
@@ -134,19 +150,29 @@ pub enum ProbeError {
     UnsupportedType,
     #[error("unreadable image header: {0}")]
     BadHeader(String),
+    #[error(
+        "image metadata too large: its {kind} chunk holds more than the limit of {limit} bytes"
+    )]
+    OversizedMetadata { kind: &'static str, limit: u64 },
 }
 
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub jpeg_quality: u8,
     pub max_pixels: u64,
+    /// Budget for the memory one decode may hold (see `Probe::decode_bytes`), in bytes.
+    pub max_decode_bytes: u64,
 }
+
+/// Default decode budget: 512 MiB.
+pub const DEFAULT_MAX_DECODE_BYTES: u64 = 512 << 20;
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             jpeg_quality: 82,
             max_pixels: 100_000_000,
+            max_decode_bytes: DEFAULT_MAX_DECODE_BYTES,
         }
     }
 }
@@ -174,6 +200,8 @@ pub enum ProcessError {
     Probe(#[from] ProbeError),
     #[error("image has {pixels} pixels, more than the limit of {limit}")]
     TooManyPixels { pixels: u64, limit: u64 },
+    #[error("image needs {needs} bytes of memory to decode, more than the limit of {limit}")]
+    TooLargeToDecode { needs: u64, limit: u64 },
     #[error("image is truncated or corrupt: {0}")]
     Decode(String),
     #[error("could not encode variant: {0}")]
@@ -206,6 +234,14 @@ pub fn process(
             limit: settings.max_pixels,
         });
     }
+    // Checked again here although uploads are checked too: a job queued under a larger limit,
+    // or by an older version, must not take the worker down.
+    if probe.decode_bytes > settings.max_decode_bytes {
+        return Err(ProcessError::TooLargeToDecode {
+            needs: probe.decode_bytes,
+            limit: settings.max_decode_bytes,
+        });
+    }
     let gray = ops.contains(&Op::Grayscale);
     let orientation = match probe.format {
         Format::Jpeg => meta::jpeg_orientation(bytes),
@@ -220,7 +256,7 @@ pub fn process(
         Format::Jpeg => {
             let transform = Transform::from_exif(orientation.unwrap_or(1)).then_ops(ops);
             let largest = largest_target(&probe, specs, transform);
-            let d = jpeg::decode(bytes, &probe, largest, gray, settings.max_pixels)
+            let d = jpeg::decode(bytes, &probe, largest, gray, settings)
                 .map_err(ProcessError::Decode)?;
             Decoded {
                 frame: d.frame,
@@ -229,7 +265,7 @@ pub fn process(
             }
         }
         Format::Png | Format::Webp => {
-            let d = raster::decode(bytes, probe.format, settings.max_pixels)?;
+            let d = raster::decode(bytes, probe.format, settings.max_decode_bytes)?;
             Decoded {
                 frame: d.frame,
                 transform: Transform::from_exif(d.orientation).then_ops(ops),

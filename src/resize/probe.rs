@@ -1,6 +1,18 @@
-//! Format sniffing and header-only size reading, so the web tier can validate uploads and the
-//! worker can refuse pixel bombs before any pixel buffer exists. Hand-written parsers: they read
-//! a few bytes, allocate nothing, and never trust a length without a bounds check.
+//! Format sniffing and header-only reading of size and pixel layout, so the web tier can
+//! validate uploads and the worker can refuse pixel and memory bombs before any pixel buffer
+//! exists. Hand-written parsers: they read a few bytes, allocate nothing, and never trust a
+//! length without a bounds check.
+//!
+//! The decode-memory figure (`Probe::decode_bytes`) is the most the engine's decode holds at
+//! once for this image, at full scale:
+//! * PNG: the decoder's output at its native depth (width × height × channels × bytes per
+//!   sample; palette counts as RGBA) plus the 8-bit frame the engine narrows it into when a
+//!   conversion copy is made (16-bit samples, or an alpha channel that may be stripped).
+//! * WebP: RGBA out of the decoder plus the RGB copy an opaque alpha is stripped into.
+//! * JPEG: the decoded samples at full scale (gray 1, Y'CbCr 3, CMYK 4 + 3 for the RGB it
+//!   becomes), plus, for a progressive or multi-scan JPEG, libjpeg-turbo's whole-image
+//!   coefficient buffer: 2 bytes per sample of every component at its own (subsampled) size,
+//!   padded to whole blocks.
 
 use super::{meta, Format, Probe, ProbeError};
 
@@ -8,10 +20,10 @@ use super::{meta, Format, Probe, ProbeError};
 /// decode, no big allocation). Sizes are as stored, before EXIF orientation.
 pub fn probe(bytes: &[u8]) -> Result<Probe, ProbeError> {
     let format = Format::sniff(bytes).ok_or(ProbeError::UnsupportedType)?;
-    let (width, height) = match format {
-        Format::Jpeg => jpeg_size(bytes)?,
-        Format::Png => png_size(bytes)?,
-        Format::Webp => webp_size(bytes)?,
+    let (width, height, decode_bytes) = match format {
+        Format::Jpeg => jpeg_header(bytes)?,
+        Format::Png => png_header(bytes)?,
+        Format::Webp => webp_header(bytes)?,
     };
     if width == 0 || height == 0 {
         return Err(bad("image has no pixels"));
@@ -20,6 +32,7 @@ pub fn probe(bytes: &[u8]) -> Result<Probe, ProbeError> {
         format,
         width,
         height,
+        decode_bytes,
     })
 }
 
@@ -27,10 +40,12 @@ fn bad(message: &str) -> ProbeError {
     ProbeError::BadHeader(message.to_owned())
 }
 
-fn jpeg_size(bytes: &[u8]) -> Result<(u32, u32), ProbeError> {
+fn jpeg_header(bytes: &[u8]) -> Result<(u32, u32, u64), ProbeError> {
+    let mut frame = None;
     for (marker, payload) in meta::jpeg_segments(bytes) {
         // SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC).
-        if matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC) {
+        if frame.is_none() && matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC)
+        {
             let Some(&[_precision, h1, h0, w1, w0]) = payload.get(..5) else {
                 return Err(bad("JPEG frame header is truncated"));
             };
@@ -41,15 +56,76 @@ fn jpeg_size(bytes: &[u8]) -> Result<(u32, u32), ProbeError> {
                     "JPEG without a height in its frame header is not supported",
                 ));
             }
-            return Ok((u32::from(u16::from_be_bytes([w1, w0])), u32::from(height)));
+            let width = u16::from_be_bytes([w1, w0]);
+            // SOF2, 6, 10 and 14 are the progressive processes.
+            let progressive = matches!(marker, 0xC2 | 0xC6 | 0xCA | 0xCE);
+            frame = Some((
+                marker,
+                payload,
+                u32::from(width),
+                u32::from(height),
+                progressive,
+            ));
+        } else if marker == 0xDA {
+            // First scan header: fewer components than the frame means the components come in
+            // separate scans, which makes libjpeg keep every coefficient as a progressive does.
+            let Some((_, sof, width, height, progressive)) = frame else {
+                break;
+            };
+            let frame_components = sof.get(5).copied().unwrap_or(0);
+            let scan_components = payload.first().copied().unwrap_or(0);
+            let buffered = progressive || scan_components < frame_components;
+            return Ok((
+                width,
+                height,
+                jpeg_decode_bytes(sof, width, height, buffered),
+            ));
         }
     }
-    Err(bad("JPEG has no frame header (truncated or not a JPEG)"))
+    match frame {
+        // No scan in the bytes at hand (a prefix): assume the worst, a buffered decode.
+        Some((_, sof, width, height, _)) => {
+            Ok((width, height, jpeg_decode_bytes(sof, width, height, true)))
+        }
+        None => Err(bad("JPEG has no frame header (truncated or not a JPEG)")),
+    }
 }
 
-fn png_size(bytes: &[u8]) -> Result<(u32, u32), ProbeError> {
+/// See the module doc. `sof` is the frame header's payload: precision, height, width, the
+/// component count, then (id, sampling factors, table) per component.
+fn jpeg_decode_bytes(sof: &[u8], width: u32, height: u32, buffered: bool) -> u64 {
+    let pixels = u64::from(width) * u64::from(height);
+    let components: Vec<(u64, u64)> = sof
+        .get(6..)
+        .unwrap_or_default()
+        .chunks_exact(3)
+        .take(usize::from(sof.get(5).copied().unwrap_or(0)))
+        .map(|c| (u64::from(c[1] >> 4).max(1), u64::from(c[1] & 0x0F).max(1)))
+        .collect();
+    let output = match components.len() {
+        0 | 1 => pixels,
+        2 | 3 => pixels * 3,
+        _ => pixels * (4 + 3),
+    };
+    if !buffered {
+        return output;
+    }
+    let h_max = components.iter().map(|c| c.0).max().unwrap_or(1);
+    let v_max = components.iter().map(|c| c.1).max().unwrap_or(1);
+    let coefficients: u64 = components
+        .iter()
+        .map(|&(h, v)| {
+            let blocks_w = (u64::from(width) * h).div_ceil(h_max * 8);
+            let blocks_h = (u64::from(height) * v).div_ceil(v_max * 8);
+            blocks_w * blocks_h * 64 * 2
+        })
+        .sum();
+    output + coefficients
+}
+
+fn png_header(bytes: &[u8]) -> Result<(u32, u32, u64), ProbeError> {
     let ihdr = bytes
-        .get(8..24)
+        .get(8..26)
         .ok_or_else(|| bad("PNG is truncated before its IHDR chunk"))?;
     if &ihdr[4..8] != b"IHDR" {
         return Err(bad("PNG does not start with an IHDR chunk"));
@@ -59,7 +135,34 @@ fn png_size(bytes: &[u8]) -> Result<(u32, u32), ProbeError> {
     if width > i32::MAX as u32 || height > i32::MAX as u32 {
         return Err(bad("PNG dimensions out of range"));
     }
-    Ok((width, height))
+    let (bit_depth, colour_type) = (ihdr[16], ihdr[17]);
+    // (channels out of the decoder, whether an alpha channel may be there to strip)
+    let (channels, alpha) = match colour_type {
+        0 => (1, false),
+        2 => (3, false),
+        3 => (4, true), // palette, expanded to RGBA when it has transparency
+        4 => (2, true),
+        6 => (4, true),
+        _ => return Err(bad("PNG has an unknown colour type")),
+    };
+    let wide = bit_depth == 16;
+    let pixels = u64::from(width) * u64::from(height);
+    let decoded = pixels * channels * if wide { 2 } else { 1 };
+    let narrowed = if wide || alpha { pixels * channels } else { 0 };
+    if let Some(chunk) = meta::png_oversized_chunk(bytes) {
+        return Err(ProbeError::OversizedMetadata {
+            kind: chunk.kind,
+            limit: meta::MAX_METADATA_BYTES as u64,
+        });
+    }
+    Ok((width, height, decoded + narrowed))
+}
+
+fn webp_header(bytes: &[u8]) -> Result<(u32, u32, u64), ProbeError> {
+    let (width, height) = webp_size(bytes)?;
+    // RGBA out of the decoder, then the RGB frame an opaque alpha is stripped into.
+    let decode_bytes = u64::from(width) * u64::from(height) * (4 + 3);
+    Ok((width, height, decode_bytes))
 }
 
 fn webp_size(bytes: &[u8]) -> Result<(u32, u32), ProbeError> {

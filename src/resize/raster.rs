@@ -18,15 +18,23 @@ pub(crate) struct Decoded {
     pub icc: Option<Vec<u8>>,
 }
 
+/// Decodes with the decoders' own allocations capped at `max_decode_bytes`. The limits go in
+/// at construction: the PNG decoder reads (and inflates) header chunks right away, and limits
+/// set later never reach the `png` crate.
 pub(crate) fn decode(
     bytes: &[u8],
     format: Format,
-    max_pixels: u64,
+    max_decode_bytes: u64,
 ) -> Result<Decoded, ProcessError> {
     let cursor = Cursor::new(bytes);
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(max_decode_bytes);
     match format {
-        Format::Png => from_decoder(PngDecoder::new(cursor).map_err(decode_error)?, max_pixels),
-        _ => from_decoder(WebPDecoder::new(cursor).map_err(decode_error)?, max_pixels),
+        Format::Png => from_decoder(
+            PngDecoder::with_limits(cursor, limits.clone()).map_err(decode_error)?,
+            limits,
+        ),
+        _ => from_decoder(WebPDecoder::new(cursor).map_err(decode_error)?, limits),
     }
 }
 
@@ -34,11 +42,12 @@ fn decode_error(e: image::ImageError) -> ProcessError {
     ProcessError::Decode(e.to_string())
 }
 
-fn from_decoder(mut decoder: impl ImageDecoder, max_pixels: u64) -> Result<Decoded, ProcessError> {
-    // The pixel count was checked from our own header parse; this bounds the decoder's
-    // allocations too, at the largest layout a permitted image can need (RGBA, 16-bit).
-    let mut limits = image::Limits::default();
-    limits.max_alloc = Some(max_pixels.saturating_mul(8).max(64 << 20));
+fn from_decoder(
+    mut decoder: impl ImageDecoder,
+    limits: image::Limits,
+) -> Result<Decoded, ProcessError> {
+    // The decode budget was checked from our own header parse; this keeps the decoder's
+    // allocations within it too, should its idea of the image ever differ from ours.
     decoder.set_limits(limits).map_err(decode_error)?;
     // Broken metadata is not worth failing a photo over: assume upright and untagged.
     let orientation = decoder

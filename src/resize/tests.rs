@@ -644,7 +644,8 @@ fn big_jpeg_is_never_a_full_size_frame() {
     let bytes = jpeg(&img);
     let probe = probe(&bytes).expect("probes");
     for (target, frame) in [((300, 225), (1000, 750)), ((200, 150), (500, 375))] {
-        let decoded = jpeg::decode(&bytes, &probe, target, false, 100_000_000).expect("decodes");
+        let decoded =
+            jpeg::decode(&bytes, &probe, target, false, &Settings::default()).expect("decodes");
         assert_eq!((decoded.frame.width, decoded.frame.height), frame);
     }
     let p = run(&bytes, &[], &[300]);
@@ -811,8 +812,7 @@ fn variants_match_a_slow_exact_reference() {
 
 #[test]
 fn icc_profiles_are_kept_unless_srgb() {
-    let mut fake = vec![0u8; 132];
-    fake[16..20].copy_from_slice(b"RGB ");
+    let mut fake = hostile::icc_profile(132);
     assert!(meta::icc_worth_keeping(&fake, false));
     assert!(!meta::icc_worth_keeping(&fake, true));
     // A 'desc' tag naming sRGB marks the profile as redundant.
@@ -821,19 +821,13 @@ fn icc_profiles_are_kept_unless_srgb() {
     fake.extend_from_slice(&144u32.to_be_bytes());
     fake.extend_from_slice(&20u32.to_be_bytes());
     fake.extend_from_slice(b"desc\0\0\0\0\0\0\0\x0csRGB IEC6");
+    let len = fake.len() as u32;
+    fake[0..4].copy_from_slice(&len.to_be_bytes());
     assert!(!meta::icc_worth_keeping(&fake, false));
 
     // A non-sRGB profile survives into the JPEG variants.
-    let mut p3 = vec![0u8; 200];
-    p3[16..20].copy_from_slice(b"RGB ");
-    let mut app2 = b"ICC_PROFILE\0\x01\x01".to_vec();
-    app2.extend_from_slice(&p3);
-    let base = jpeg(&quadrants(32, 32));
-    let mut tagged = base[..2].to_vec();
-    tagged.extend_from_slice(&[0xFF, 0xE2]);
-    tagged.extend_from_slice(&((app2.len() + 2) as u16).to_be_bytes());
-    tagged.extend(app2);
-    tagged.extend_from_slice(&base[2..]);
+    let p3 = hostile::icc_profile(200);
+    let tagged = hostile::jpeg_with_icc(&jpeg(&quadrants(32, 32)), &p3);
     assert_eq!(meta::jpeg_icc(&tagged).as_deref(), Some(p3.as_slice()));
     let p = run(&tagged, &[], &[16]);
     assert_eq!(
@@ -843,6 +837,200 @@ fn icc_profiles_are_kept_unless_srgb() {
     // Grayscale output drops a colour profile.
     let p = run(&tagged, &[Op::Grayscale], &[16]);
     assert_eq!(meta::jpeg_icc(&p.variants[0].bytes), None);
+}
+
+#[test]
+fn icc_profiles_that_are_not_profiles_or_too_big_are_not_copied() {
+    let good = hostile::icc_profile(300);
+    assert!(meta::icc_worth_keeping(&good, false));
+    let mut wrong_size = good.clone();
+    wrong_size[0..4].copy_from_slice(&299u32.to_be_bytes());
+    let mut no_signature = good.clone();
+    no_signature[36..40].copy_from_slice(b"abcd");
+    let cut = good[..200].to_vec();
+    let huge = hostile::icc_profile((1 << 20) + 1);
+    for (what, icc) in [
+        ("size field", wrong_size),
+        ("signature", no_signature),
+        ("truncated", cut),
+        ("over 1 MiB", huge),
+    ] {
+        assert!(!meta::icc_worth_keeping(&icc, false), "{what}");
+    }
+
+    // A 64×48 JPEG carrying an 8 MiB well-formed-looking profile: processed, profile dropped,
+    // every variant small. It is not even reassembled (over the metadata limit).
+    let stuffed = hostile::jpeg_with_icc(&jpeg(&quadrants(64, 48)), &hostile::icc_profile(8 << 20));
+    assert!(stuffed.len() > 8 << 20);
+    assert_eq!(meta::jpeg_icc(&stuffed), None);
+    let p = run(&stuffed, &[], &[1280, 320]);
+    for v in &p.variants {
+        eprintln!(
+            "8 MiB ICC profile in, variant {} is {} bytes",
+            v.name,
+            v.bytes.len()
+        );
+        assert!(
+            v.bytes.len() < 64 * 1024,
+            "{} is {} bytes",
+            v.name,
+            v.bytes.len()
+        );
+        assert_eq!(meta::jpeg_icc(&v.bytes), None);
+    }
+    // Just under the limit, a well-formed profile is still kept.
+    let big_ok = hostile::icc_profile(900 * 1024);
+    let tagged = hostile::jpeg_with_icc(&jpeg(&quadrants(64, 48)), &big_ok);
+    let p = run(&tagged, &[], &[32]);
+    assert_eq!(
+        meta::jpeg_icc(&p.variants[0].bytes).as_deref(),
+        Some(big_ok.as_slice())
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decode memory
+
+#[test]
+fn decode_memory_is_figured_from_the_header() {
+    let mib = 1u64 << 20;
+    // PNG: width × height × channels × bytes per sample, plus the 8-bit copy when one is made.
+    let rgba16 = probe(&hostile::png_rgba16_zeros(1000, 1000)).expect("probes");
+    assert_eq!(rgba16.decode_bytes, 1_000_000 * (8 + 4));
+    let rgb8 = probe(&png(&DynamicImage::ImageRgb8(quadrants(100, 50)))).expect("probes");
+    assert_eq!(rgb8.decode_bytes, 5_000 * 3);
+    let gray16 = probe(&png(&DynamicImage::ImageLuma16(image::ImageBuffer::new(
+        10, 10,
+    ))))
+    .expect("probes");
+    assert_eq!(gray16.decode_bytes, 100 * (2 + 1));
+
+    // JPEG: samples at full size; progressive adds 2 bytes per coefficient (4:2:0 here: 1.5
+    // samples per pixel, in whole 8×8 blocks).
+    let base = jpeg(&quadrants(64, 48));
+    let baseline = probe(&base).expect("probes");
+    assert_eq!(baseline.decode_bytes, 64 * 48 * 3);
+    let mut progressive = base.clone();
+    let sof = progressive
+        .windows(2)
+        .position(|w| w == [0xFF, 0xC0])
+        .expect("SOF0");
+    progressive[sof + 1] = 0xC2;
+    let coefficients = (64 * 48 + 2 * 32 * 24) * 2;
+    assert_eq!(
+        probe(&progressive).expect("probes").decode_bytes,
+        64 * 48 * 3 + coefficients
+    );
+
+    // The 10000×10000 16-bit RGBA bomb is refused by the engine under the default budget.
+    let bomb = hostile::png_rgba16_zeros(10_000, 10_000);
+    eprintln!("10000×10000 16-bit RGBA PNG: {} bytes", bomb.len());
+    assert!(bomb.len() < 2 * mib as usize);
+    let err = process(&bomb, &[], &specs(&[1280, 320]), &Settings::default()).expect_err("bomb");
+    assert_eq!(
+        err,
+        ProcessError::TooLargeToDecode {
+            needs: 1_200_000_000,
+            limit: 512 * mib
+        }
+    );
+    // ...and by a budget below what a small image needs.
+    let small = png(&DynamicImage::ImageRgb8(quadrants(100, 50)));
+    let tight = Settings {
+        max_decode_bytes: 10_000,
+        ..Settings::default()
+    };
+    assert!(matches!(
+        process(&small, &[], &specs(&[32]), &tight),
+        Err(ProcessError::TooLargeToDecode {
+            needs: 15_000,
+            limit: 10_000
+        })
+    ));
+}
+
+#[test]
+fn png_metadata_that_inflates_past_a_mebibyte_is_refused_from_the_header() {
+    let bomb = hostile::png_iccp_bomb(1024);
+    eprintln!("1×1 PNG with a 1 GiB iCCP: {} bytes", bomb.len());
+    let oversized = ProbeError::OversizedMetadata {
+        kind: "iCCP",
+        limit: 1 << 20,
+    };
+    assert_eq!(probe(&bomb), Err(oversized.clone()));
+    assert_eq!(
+        process(&bomb, &[], &specs(&[32]), &settings()).expect_err("refused"),
+        ProcessError::Probe(oversized)
+    );
+    // An iCCP that inflates to less is no problem (all zeros: not a profile, so not copied).
+    let fine = hostile::png_iccp_bomb(1);
+    let p = run(&fine, &[], &[32]);
+    assert_eq!(p.variants[0].content_type, "image/jpeg");
+    assert_eq!(meta::jpeg_icc(&p.variants[0].bytes), None);
+}
+
+/// Runs `hostile_png_child` in a process of its own (tests share one process, so their memory
+/// would mix) and returns how far its peak RSS rose above its RSS before the call.
+fn peak_growth_in_child(case: &str) -> u64 {
+    let exe = std::env::current_exe().expect("test binary");
+    let out = std::process::Command::new(exe)
+        .args(["--exact", "resize::tests::hostile_png_child"])
+        .args(["--ignored", "--nocapture", "--test-threads=1"])
+        .env("GALLERY_HOSTILE_CASE", case)
+        .output()
+        .expect("run child");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "child failed: {stdout}");
+    stdout
+        .lines()
+        .find_map(|l| l.split_once("peak growth: "))
+        .and_then(|(_, n)| n.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no figure from the child: {stdout}"))
+}
+
+#[test]
+fn hostile_pngs_do_not_grow_the_process() {
+    for case in ["iccp-bomb", "rgba16-bomb"] {
+        let growth = peak_growth_in_child(case);
+        eprintln!(
+            "{case}: resize::process raised peak RSS by {:.1} MiB",
+            growth as f64 / f64::from(1 << 20)
+        );
+        assert!(growth < 64 << 20, "{case}: grew by {growth} bytes");
+    }
+}
+
+#[test]
+fn an_accepted_image_stays_within_its_decode_figure() {
+    // 3000×3000 16-bit RGBA: the worst layout per pixel, accepted under the default budget.
+    let figure = probe(&hostile::png_rgba16_zeros(3000, 3000))
+        .expect("probes")
+        .decode_bytes;
+    let growth = peak_growth_in_child("rgba16-accepted");
+    eprintln!(
+        "rgba16-accepted: decode figure {:.1} MiB, peak RSS rose by {:.1} MiB",
+        figure as f64 / f64::from(1 << 20),
+        growth as f64 / f64::from(1 << 20)
+    );
+    assert!(growth < figure + (64 << 20), "grew by {growth} bytes");
+}
+
+#[test]
+#[ignore = "run by hostile_pngs_do_not_grow_the_process, in a process of its own"]
+fn hostile_png_child() {
+    let (bytes, refused) = match std::env::var("GALLERY_HOSTILE_CASE").as_deref() {
+        Ok("iccp-bomb") => (hostile::png_iccp_bomb(1024), true),
+        Ok("rgba16-bomb") => (hostile::png_rgba16_zeros(10_000, 10_000), true),
+        Ok("rgba16-accepted") => (hostile::png_rgba16_zeros(3000, 3000), false),
+        _ => return,
+    };
+    // Forget the peak so far (building the input), so the figure is the call's own.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    let (_, before) = hostile::memory();
+    let outcome = process(&bytes, &[], &VariantSpec::standard(), &Settings::default());
+    let (peak, _) = hostile::memory();
+    assert_eq!(outcome.is_err(), refused, "{:?}", outcome.err());
+    println!("peak growth: {}", peak.saturating_sub(before));
 }
 
 #[test]

@@ -48,7 +48,9 @@ fn status_of(code: ErrorCode) -> StatusCode {
     match code {
         ErrorCode::UnsupportedType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        ErrorCode::TooManyPixels | ErrorCode::BadImage => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::TooManyPixels | ErrorCode::TooLargeToDecode | ErrorCode::BadImage => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
         ErrorCode::EmptyFile
         | ErrorCode::UnknownOp
         | ErrorCode::BadMultipart
@@ -60,6 +62,7 @@ fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::BadCursor
         | ErrorCode::BadQuery => StatusCode::BAD_REQUEST,
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::TooManyStreams => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
@@ -79,6 +82,10 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status()).json(self)
+        let mut response = HttpResponse::build(self.status());
+        if self.status() == StatusCode::TOO_MANY_REQUESTS {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, "10"));
+        }
+        response.json(self)
     }
 }

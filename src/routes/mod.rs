@@ -10,10 +10,13 @@ pub mod images;
 pub mod photos;
 pub mod view;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use actix_web::HttpRequest;
+
+use self::events::StreamLimits;
 use crate::backends::Backends;
 use crate::domain::VariantSpec;
 use crate::ingest::Limits;
@@ -25,6 +28,11 @@ pub struct WebSettings {
     pub static_dir: PathBuf,
     /// How long a stopping server waits for open requests (event streams end at once).
     pub shutdown_timeout: Duration,
+    /// Live event streams allowed at once.
+    pub streams: StreamLimits,
+    /// Requests come through our own proxy (the compose stack's nginx), which appends the
+    /// client's address to `X-Forwarded-For`; otherwise the peer is the client.
+    pub trust_proxy: bool,
 }
 
 impl Default for WebSettings {
@@ -33,6 +41,8 @@ impl Default for WebSettings {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
             static_dir: PathBuf::from("static"),
             shutdown_timeout: Duration::from_secs(8),
+            streams: StreamLimits::default(),
+            trust_proxy: false,
         }
     }
 }
@@ -44,4 +54,22 @@ pub struct AppState {
     pub limits: Limits,
     pub variants: Vec<VariantSpec>,
     pub live: events::LiveEvents,
+    pub trust_proxy: bool,
+}
+
+/// The address a request comes from: the peer's, or behind our own proxy the one it appended
+/// to `X-Forwarded-For` (the last entry: earlier ones are whatever the client claimed).
+pub fn client_address(request: &HttpRequest, trust_proxy: bool) -> Option<IpAddr> {
+    let peer = request.peer_addr().map(|address| address.ip());
+    if !trust_proxy {
+        return peer;
+    }
+    request
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .last()
+        .and_then(|last| last.trim().parse().ok())
+        .or(peer)
 }

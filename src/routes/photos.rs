@@ -10,7 +10,7 @@ use serde_json::json;
 use super::error::ApiError;
 use super::view::{load, PhotoView};
 use super::AppState;
-use crate::domain::{Notify, Op, PhotoId};
+use crate::domain::{FileName, Notify, Op, PhotoId};
 use crate::error_code::ErrorCode;
 use crate::ingest::{self, IngestError};
 
@@ -45,11 +45,14 @@ pub async fn upload(
                         format!("at most {} files per request", limits.max_files),
                     ));
                 }
-                let filename = field
-                    .content_disposition()
-                    .and_then(|cd| cd.get_filename())
-                    .unwrap_or("unnamed")
-                    .to_owned();
+                // Cleaned before anything else sees it: rejections echo it back too.
+                let filename = FileName::clean(
+                    field
+                        .content_disposition()
+                        .and_then(|cd| cd.get_filename())
+                        .unwrap_or(FileName::UNNAMED),
+                )
+                .into_string();
                 let content = read_limited(&mut field, limits.max_upload_bytes).await?;
                 let content = content.ok_or(IngestError::TooLarge {
                     limit: limits.max_upload_bytes,
@@ -85,14 +88,20 @@ pub async fn upload(
     for part in parts {
         let outcome = match part.content {
             Ok(bytes) => {
-                ingest::accept(
-                    &state.backends,
-                    limits,
-                    part.filename.clone(),
-                    bytes,
-                    &request,
-                )
-                .await
+                // Its own task: a client that disconnects drops this handler, and must not
+                // stop a file half way between stored, recorded and queued.
+                let backends = state.backends.clone();
+                let (limits, request) = (limits.clone(), request.clone());
+                let filename = part.filename.clone();
+                let accepting = tokio::spawn(async move {
+                    ingest::accept(&backends, &limits, filename, bytes, &request).await
+                });
+                accepting.await.unwrap_or_else(|crashed| {
+                    Err(IngestError::Unavailable {
+                        step: "accepting the file",
+                        cause: anyhow::anyhow!("the ingest task failed: {crashed}"),
+                    })
+                })
             }
             Err(error) => Err(error),
         };

@@ -42,12 +42,13 @@ impl Application {
         let listener =
             TcpListener::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
         let port = listener.local_addr()?.port();
-        let live = LiveEvents::start(backends.queue.clone());
+        let live = LiveEvents::start(backends.queue.clone(), web_settings.streams);
         let state = web::Data::new(AppState {
             backends,
             limits: settings.limits.clone(),
             variants: settings.variants.clone(),
             live: live.clone(),
+            trust_proxy: web_settings.trust_proxy,
         });
         let static_dir = web_settings.static_dir.clone();
         let server = HttpServer::new(move || {
@@ -105,7 +106,10 @@ impl Application {
 }
 
 /// Runs a worker until SIGTERM/Ctrl-C, then lets it finish its in-flight jobs.
-pub async fn run_worker(settings: Settings, health_listen: SocketAddr) -> anyhow::Result<()> {
+pub async fn run_worker(
+    settings: Settings,
+    health_listen: Option<SocketAddr>,
+) -> anyhow::Result<()> {
     let backends = settings.backends.clone();
     run_background_role(
         "worker",
@@ -123,7 +127,7 @@ pub async fn run_worker(settings: Settings, health_listen: SocketAddr) -> anyhow
 pub async fn run_notifier(
     settings: Settings,
     notifier: NotifierSettings,
-    health_listen: SocketAddr,
+    health_listen: Option<SocketAddr>,
 ) -> anyhow::Result<()> {
     run_background_role(
         "notifier",
@@ -170,19 +174,20 @@ pub async fn run_serve(
     Ok(())
 }
 
-/// What every role without a public HTTP server shares: a `/healthz` endpoint, connected
-/// backends, and a stop signal that turns true on SIGTERM/Ctrl-C.
+/// What every role without a public HTTP server shares: a `/healthz` endpoint when an address
+/// is given (none by default, so several roles can share a host), connected backends, and a
+/// stop signal that turns true on SIGTERM/Ctrl-C.
 async fn run_background_role<F, Fut>(
     role: &str,
     settings: &BackendSettings,
-    health_listen: SocketAddr,
+    health_listen: Option<SocketAddr>,
     body: F,
 ) -> anyhow::Result<()>
 where
     F: FnOnce(Backends, watch::Receiver<bool>) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
-    let health = health_server(health_listen)?;
+    let health = health_listen.map(health_server).transpose()?;
     let backends = Backends::connect(settings, role).await?;
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(async move {
@@ -191,7 +196,9 @@ where
         let _ = stop.send(true);
     });
     let result = body(backends, stopped).await;
-    health.stop(false).await;
+    if let Some(health) = health {
+        health.stop(false).await;
+    }
     result
 }
 

@@ -20,6 +20,7 @@ use crate::notifier::NotifierSettings;
 use crate::queue::QueueSettings;
 use crate::resize;
 use crate::retry::RetryPolicy;
+use crate::routes::events::StreamLimits;
 use crate::routes::WebSettings;
 use crate::storage::S3Settings;
 use crate::worker::WorkerSettings;
@@ -85,6 +86,7 @@ impl Settings {
             engine: resize::Settings {
                 jpeg_quality: args.jpeg_quality,
                 max_pixels: args.max_pixels,
+                max_decode_bytes: args.max_decode_bytes,
             },
             #[cfg(feature = "test-hooks")]
             job_delay: Duration::from_millis(tuning.map_or(0, |t| t.job_delay_ms)),
@@ -100,6 +102,7 @@ impl Settings {
                 max_upload_bytes: args.max_upload_bytes,
                 max_pixels: args.max_pixels,
                 max_files: args.max_files,
+                max_decode_bytes: args.max_decode_bytes,
             },
             variants: VariantSpec::standard(),
             worker,
@@ -113,6 +116,12 @@ impl WebSettings {
             listen: args.listen,
             static_dir: args.static_dir.clone(),
             shutdown_timeout: Duration::from_secs(args.shutdown_timeout_s),
+            streams: StreamLimits {
+                per_client: args.max_streams_per_client,
+                total: args.max_streams,
+                ..StreamLimits::default()
+            },
+            trust_proxy: args.trust_proxy,
         }
     }
 }

@@ -1,6 +1,8 @@
 //! One job, start to finish: fetch the original, make the variants, store them, record the
 //! result, and only then settle the delivery. Failures are retried with backoff up to
 //! `max_attempts`; an image that cannot be decoded fails at once, since retrying cannot help.
+//! A job that never finishes because its processing kills the worker is caught by counting
+//! deliveries in the photo's record: it fails after `max_attempts` of them, on any queue.
 
 use anyhow::{anyhow, Context as _};
 
@@ -67,11 +69,25 @@ async fn run(context: &Context, job: &Job) -> Result<Outcome, Failure> {
     if photo.status == Status::Done {
         return Ok(Outcome::AlreadyDone);
     }
+    // Counted before any work and stored with the status: a photo whose processing kills the
+    // worker (or the whole `serve` process) comes back with every start recorded, and stops
+    // coming back once the starts reach the attempt limit.
+    if photo.deliveries >= context.settings.max_attempts {
+        let unfinished = photo
+            .deliveries
+            .saturating_sub(job.attempt.saturating_sub(1));
+        return Err(Failure::Permanent(anyhow!(
+            "processing stopped the worker {unfinished} times; given up after {} deliveries",
+            photo.deliveries
+        )));
+    }
+    photo.deliveries += 1;
     photo.status = Status::Processing;
     photo.attempts = job.attempt;
     if !backends.index.update(&photo).await.map_err(transient)? {
         return Ok(Outcome::Gone);
     }
+    tracing::info!(id = %photo.id, attempt = job.attempt, delivery = photo.deliveries, "job started");
     backends.announce(&photo).await;
     #[cfg(feature = "test-hooks")]
     if !context.settings.job_delay.is_zero() {

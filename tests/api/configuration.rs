@@ -2,12 +2,9 @@
 //! secret reaches a log line, even at debug level and on the failure paths where error
 //! messages are most tempted to quote a URL.
 
-use std::io::Read;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::helpers::{jpeg_fixture, spawn_web_only_with, temp_data_dir, BackendSet};
+use crate::helpers::{jpeg_fixture, spawn_web_only_with, temp_data_dir, BackendSet, Logged};
 use crate::serve::{free_port, serve};
 
 /// Secrets the runs below are given; none may appear in their logs.
@@ -49,64 +46,6 @@ async fn empty_variables_count_as_unset() {
     let _ = std::fs::remove_dir_all(data_dir);
 }
 
-/// A `gallery` child whose stderr is collected as it arrives.
-struct Logged {
-    child: Child,
-    log: Arc<Mutex<String>>,
-}
-
-impl Logged {
-    fn start(args: &[&str], env: &[(&str, String)]) -> Logged {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_gallery"));
-        for (name, _) in std::env::vars() {
-            if name.starts_with("GALLERY_") {
-                command.env_remove(name);
-            }
-        }
-        let mut child = command
-            .args(args)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .env("GALLERY_LOG", "debug")
-            .env("RUST_LOG", "debug")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start gallery");
-        let log = Arc::new(Mutex::new(String::new()));
-        let mut stderr = child.stderr.take().expect("stderr");
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            let mut buffer = [0u8; 8192];
-            while let Ok(read @ 1..) = stderr.read(&mut buffer) {
-                if let Ok(mut log) = sink.lock() {
-                    log.push_str(&String::from_utf8_lossy(&buffer[..read]));
-                }
-            }
-        });
-        Logged { child, log }
-    }
-
-    fn text(&self) -> String {
-        self.log.lock().map(|log| log.clone()).unwrap_or_default()
-    }
-
-    /// Waits (20 s at most) until the log says `line`, then stops the process.
-    async fn stop_after(mut self, line: &str) -> String {
-        for _ in 0..400 {
-            if self.text().contains(line) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let text = self.text();
-        assert!(text.contains(line), "the log never said {line:?}:\n{text}");
-        text
-    }
-}
-
 fn assert_no_secret(log: &str, secrets: &[&str]) {
     for secret in secrets {
         assert!(
@@ -133,14 +72,14 @@ async fn no_secret_reaches_the_log_even_at_debug_level() {
 
     // Redis cannot be reached: the retry line names Redis and its address, not the password.
     let redis_url = format!("redis://:{REDIS_PASSWORD}@127.0.0.1:{}", free_port());
-    let log = Logged::start(&serve, &with("GALLERY_REDIS_URL", redis_url))
+    let log = Logged::start("debug", &serve, &with("GALLERY_REDIS_URL", redis_url))
         .stop_after("waiting for Redis")
         .await;
     assert_no_secret(&log, &[REDIS_PASSWORD, super::helpers::S3_SECRET_KEY]);
 
     // RabbitMQ refuses the password.
     let amqp_url = format!("amqp://guest:{AMQP_PASSWORD}@127.0.0.1:5672/%2f");
-    let log = Logged::start(&serve, &with("GALLERY_AMQP_URL", amqp_url))
+    let log = Logged::start("debug", &serve, &with("GALLERY_AMQP_URL", amqp_url))
         .stop_after("waiting for RabbitMQ")
         .await;
     assert_no_secret(&log, &[AMQP_PASSWORD, super::helpers::S3_SECRET_KEY]);
@@ -155,7 +94,7 @@ async fn no_secret_reaches_the_log_even_at_debug_level() {
     ]);
     let port = free_port();
     let listen = format!("--listen=127.0.0.1:{port}");
-    let running = Logged::start(&["serve", &listen, dir.as_str()], &notify);
+    let running = Logged::start("debug", &["serve", &listen, dir.as_str()], &notify);
     let api = crate::helpers::Api::new(&format!("http://127.0.0.1:{port}"));
     let mut accepted = false;
     for _ in 0..200 {

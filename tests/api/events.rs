@@ -5,7 +5,9 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde_json::Value;
 
-use crate::helpers::{jpeg_fixture, spawn_app, BackendSet};
+use gallery::routes::events::StreamLimits;
+
+use crate::helpers::{jpeg_fixture, spawn_app, spawn_web_tuned, BackendSet};
 
 async fn a_page_sees_every_status_change_in_order_as_it_happens(set: BackendSet) {
     let app = spawn_app(set).await;
@@ -104,7 +106,102 @@ async fn notification_targets_are_checked_at_upload(set: BackendSet) {
     );
 }
 
+/// Opens `/api/events` and reads its first chunk; the response when refused.
+async fn open_stream(
+    app: &crate::helpers::TestApp,
+) -> Result<reqwest::Response, reqwest::Response> {
+    let response = app
+        .client
+        .get(app.url("/api/events"))
+        .send()
+        .await
+        .expect("events");
+    if response.status() != 200 {
+        return Err(response);
+    }
+    Ok(response)
+}
+
+async fn assert_too_many(refused: reqwest::Response, says: &str) {
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    let body: Value = refused.json().await.expect("json");
+    assert_eq!(body["code"], "too_many_streams");
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(error.contains(says), "{error}");
+}
+
+async fn live_streams_are_capped_per_client_and_in_all(set: BackendSet) {
+    let app = spawn_web_tuned(set, |web| {
+        web.streams = StreamLimits {
+            per_client: 3,
+            total: 5,
+            // A page that left is noticed at the next heartbeat.
+            heartbeat: Duration::from_millis(100),
+        }
+    })
+    .await;
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(
+            open_stream(&app)
+                .await
+                .expect("within the per-client limit"),
+        );
+    }
+    let refused = open_stream(&app)
+        .await
+        .expect_err("a 4th stream from one client");
+    assert_too_many(refused, "127.0.0.1 already has 3").await;
+
+    // A closed page gives its stream back.
+    drop(open.pop());
+    let mut reopened = None;
+    for _ in 0..100 {
+        if let Ok(stream) = open_stream(&app).await {
+            reopened = Some(stream);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    open.push(reopened.expect("a stream is free again once one closed"));
+
+    // Behind a trusted proxy, clients are told apart by X-Forwarded-For; the total still holds.
+    let proxied = spawn_web_tuned(set, |web| {
+        web.trust_proxy = true;
+        web.streams = StreamLimits {
+            per_client: 1,
+            total: 2,
+            ..StreamLimits::default()
+        }
+    })
+    .await;
+    let from = |client: &'static str| {
+        proxied
+            .client
+            .get(proxied.url("/api/events"))
+            // The first entry is what the client claimed; the last is what our proxy saw.
+            .header("X-Forwarded-For", format!("10.9.9.9, {client}"))
+            .send()
+    };
+    let first = from("203.0.113.1").await.expect("first client");
+    assert_eq!(first.status(), 200);
+    assert_too_many(
+        from("203.0.113.1").await.expect("same client"),
+        "203.0.113.1",
+    )
+    .await;
+    let second = from("203.0.113.2").await.expect("second client");
+    assert_eq!(second.status(), 200);
+    assert_too_many(
+        from("203.0.113.3").await.expect("third client"),
+        "limit of 2",
+    )
+    .await;
+}
+
 on_both_backends!(
     a_page_sees_every_status_change_in_order_as_it_happens,
     notification_targets_are_checked_at_upload,
+    live_streams_are_capped_per_client_and_in_all,
 );

@@ -4,9 +4,12 @@
 //! (files and redb under a fresh data dir). `on_both_backends!` runs a test on each set.
 //! Nothing here fakes a backend.
 
+use std::io::Read;
 use std::net::TcpStream;
 use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use amqprs::channel::{QueueDeclareArguments, QueueDeleteArguments};
@@ -158,7 +161,7 @@ pub async fn spawn_app(set: BackendSet) -> TestApp {
 pub async fn spawn_app_with(set: BackendSet, configure: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = settings_on(set);
     configure(&mut settings);
-    build(set, settings, true).await
+    build(set, settings, test_web(), true).await
 }
 
 /// The web role alone: jobs stay in the queue (to inspect them, or for a worker process).
@@ -168,7 +171,23 @@ pub async fn spawn_web_only_with(
 ) -> TestApp {
     let mut settings = settings_on(set);
     configure(&mut settings);
-    build(set, settings, false).await
+    build(set, settings, test_web(), false).await
+}
+
+/// The web role alone, with its own settings (not the shared ones) changed.
+pub async fn spawn_web_tuned(set: BackendSet, configure: impl FnOnce(&mut WebSettings)) -> TestApp {
+    let mut web = test_web();
+    configure(&mut web);
+    build(set, settings_on(set), web, false).await
+}
+
+/// The web role on a random loopback port, serving the repository's page.
+fn test_web() -> WebSettings {
+    WebSettings {
+        listen: "127.0.0.1:0".parse().expect("address"),
+        static_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("static"),
+        ..WebSettings::default()
+    }
 }
 
 /// The embedded backends, opened as `Backends::connect` opens them, keeping the queue's
@@ -184,7 +203,12 @@ fn open_embedded(settings: &Settings) -> (Backends, Arc<EmbeddedQueue>) {
     (backends, queue)
 }
 
-async fn build(set: BackendSet, settings: Settings, with_worker: bool) -> TestApp {
+async fn build(
+    set: BackendSet,
+    settings: Settings,
+    web: WebSettings,
+    with_worker: bool,
+) -> TestApp {
     // Logs go through the test harness, so they show only for failing tests.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
@@ -206,11 +230,6 @@ async fn build(set: BackendSet, settings: Settings, with_worker: bool) -> TestAp
             backends.storage.prepare().await.expect("storage prepares");
             (backends, Some(queue))
         }
-    };
-    let web = WebSettings {
-        listen: "127.0.0.1:0".parse().expect("address"),
-        static_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("static"),
-        ..WebSettings::default()
     };
     let app = Application::build(&web, &settings, backends.clone())
         .await
@@ -454,6 +473,83 @@ impl TestApp {
             .env("GALLERY_JOB_DELAY_MS", job_delay_ms.to_string())
             .spawn()
             .expect("start gallery worker")
+    }
+}
+
+/// A `gallery` child whose stderr is collected as it arrives.
+pub struct Logged {
+    child: Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl Logged {
+    /// Starts `gallery ARGS` with only `env` of the `GALLERY_*` variables, logging at `level`.
+    pub fn start(level: &str, args: &[&str], env: &[(&str, String)]) -> Logged {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_gallery"));
+        for (name, _) in std::env::vars() {
+            if name.starts_with("GALLERY_") {
+                command.env_remove(name);
+            }
+        }
+        let mut child = command
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .env("GALLERY_LOG", level)
+            .env("RUST_LOG", level)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start gallery");
+        let log = Arc::new(Mutex::new(String::new()));
+        let mut stderr = child.stderr.take().expect("stderr");
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 8192];
+            while let Ok(read @ 1..) = stderr.read(&mut buffer) {
+                if let Ok(mut log) = sink.lock() {
+                    log.push_str(&String::from_utf8_lossy(&buffer[..read]));
+                }
+            }
+        });
+        Logged { child, log }
+    }
+
+    pub fn text(&self) -> String {
+        self.log.lock().map(|log| log.clone()).unwrap_or_default()
+    }
+
+    /// Waits (20 s at most) until the log says `line`; false if it never did.
+    pub async fn wait_for(&self, line: &str) -> bool {
+        for _ in 0..400 {
+            if self.text().contains(line) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits (20 s at most) until the log says `line`, then stops the process.
+    pub async fn stop_after(mut self, line: &str) -> String {
+        self.wait_for(line).await;
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let text = self.text();
+        assert!(text.contains(line), "the log never said {line:?}:\n{text}");
+        text
+    }
+}
+
+impl Drop for Logged {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -1,5 +1,5 @@
 //! Nothing accepted is lost: a worker killed mid-job, a worker asked to stop mid-job, a broker
-//! connection cut, a job that keeps failing, a job delivered twice.
+//! connection cut, a job that keeps failing, a job delivered twice. And roles share a host.
 
 use std::time::Duration;
 
@@ -7,7 +7,7 @@ use gallery::domain::{Job, Photo, PhotoId, Status};
 use serde_json::Value;
 
 use crate::helpers::{
-    jpeg_fixture, signal, spawn_app, spawn_web_only_with, wait_exit, BackendSet, TestApp,
+    jpeg_fixture, signal, spawn_app, spawn_web_only_with, wait_exit, BackendSet, Logged, TestApp,
 };
 
 async fn wait_queue_empty(app: &TestApp) {
@@ -124,6 +124,7 @@ async fn a_job_that_keeps_failing_is_retried_then_failed_and_dead_lettered(set: 
         created_at: chrono::Utc::now(),
         error: None,
         attempts: 0,
+        deliveries: 0,
         variants: Default::default(),
         notify: Default::default(),
     };
@@ -184,3 +185,76 @@ on_both_backends!(
     a_job_that_keeps_failing_is_retried_then_failed_and_dead_lettered,
     a_job_delivered_again_after_done_changes_nothing,
 );
+
+#[tokio::test]
+async fn two_workers_and_a_notifier_share_one_host() {
+    let app = spawn_web_only_with(BackendSet::Services, |_| {}).await;
+    // As someone runs them on one machine: the three service addresses, nothing else.
+    let env: Vec<(&str, String)> = app
+        .env()
+        .into_iter()
+        .filter(|(name, _)| *name != "GALLERY_HEALTH_LISTEN")
+        .collect();
+    let worker = ["worker", "--concurrency", "1"];
+    let mut roles = [
+        Logged::start("info", &worker, &env),
+        Logged::start("info", &worker, &env),
+        Logged::start("info", &["notifier"], &env),
+    ];
+    for (role, ready) in roles.iter().zip([
+        "worker consuming jobs",
+        "worker consuming jobs",
+        "notifier listening",
+    ]) {
+        assert!(role.wait_for(ready).await, "never ready:\n{}", role.text());
+    }
+    let mut ids = Vec::new();
+    for n in 0..6 {
+        let name = format!("shared-{n}.jpg");
+        ids.push(app.upload_ok(&name, jpeg_fixture(800, 600), None).await);
+    }
+    for id in &ids {
+        assert_eq!(app.wait_done(id).await["status"], "done");
+    }
+    for role in roles.iter_mut() {
+        assert!(role.running(), "a role exited:\n{}", role.text());
+    }
+    for worker in &roles[..2] {
+        let finished = worker.text().matches("job finished").count();
+        assert!(finished >= 1, "a worker did no job:\n{}", worker.text());
+    }
+}
+
+#[tokio::test]
+async fn a_job_that_keeps_killing_its_worker_ends_failed_and_dead_lettered() {
+    let app = spawn_web_only_with(BackendSet::Services, |_| {}).await;
+    let id = app
+        .upload_ok("poison.jpg", jpeg_fixture(640, 480), None)
+        .await;
+    let mut env = app.env();
+    env.push(("GALLERY_JOB_DELAY_MS", "60000".into()));
+    let worker = ["worker", "--concurrency", "1"];
+    for delivery in 1..=app.settings.worker.max_attempts {
+        // Each worker dies while it holds the job, as one would on a photo that crashes it.
+        let doomed = Logged::start("info", &worker, &env);
+        let started = format!("delivery={delivery}");
+        assert!(doomed.wait_for(&started).await, "{}", doomed.text());
+        drop(doomed); // kill -9
+    }
+    let rescuer = Logged::start("info", &worker, &app.env());
+    let photo = app.wait_status(&id, &["failed", "done"]).await;
+    assert_eq!(photo["status"], "failed", "{photo}");
+    assert_eq!(
+        photo["error"],
+        "processing stopped the worker 3 times; given up after 3 deliveries"
+    );
+    for _ in 0..100 {
+        if app.queue_depth(".dead").await == 1 {
+            assert_eq!(app.queue_depth("").await, 0);
+            drop(rescuer);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the job never reached the dead-letter queue");
+}

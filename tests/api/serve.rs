@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::helpers::{
     jpeg_fixture, signal, spawn_web_only_with, stored_files, temp_data_dir, wait_exit, Api,
-    BackendSet,
+    BackendSet, Logged,
 };
 
 /// A `gallery serve` child process and the address it answers on.
@@ -223,4 +223,87 @@ async fn split_roles_refuse_the_embedded_backends_and_say_why() {
             "{said}"
         );
     }
+}
+
+#[tokio::test]
+async fn open_pages_do_not_hold_a_stop_up() {
+    let data_dir = temp_data_dir();
+    // A drain timeout far longer than the bound below: only ending the streams meets it.
+    let served = serve(&data_dir, &[("GALLERY_SHUTDOWN_TIMEOUT_S", "60".into())]).await;
+    let mut pages = Vec::new();
+    for _ in 0..3 {
+        let page = served
+            .api
+            .client
+            .get(served.api.url("/api/events"))
+            .send()
+            .await
+            .expect("events");
+        assert_eq!(page.status(), 200);
+        pages.push(page);
+    }
+    let mut served = served;
+    let stopping = std::time::Instant::now();
+    signal(&served.child, "TERM");
+    let status = wait_exit(&mut served.child).await;
+    let took = stopping.elapsed();
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        took < Duration::from_secs(15),
+        "stopping took {took:?}: the open streams held it up"
+    );
+    for page in pages {
+        // Each stream was ended by the server, not cut: the body reads to its end.
+        let body = tokio::time::timeout(Duration::from_secs(5), page.text())
+            .await
+            .expect("stream ended");
+        assert!(body.expect("complete body").starts_with(": connected"));
+    }
+    eprintln!("gallery serve stopped in {took:?} with 3 pages open");
+    let _ = std::fs::remove_dir_all(data_dir);
+}
+
+#[tokio::test]
+async fn serve_does_not_crash_loop_on_a_photo_that_kills_it() {
+    let data_dir = temp_data_dir();
+    let port = free_port();
+    let listen = format!("--listen=127.0.0.1:{port}");
+    let dir = format!("--data-dir={}", data_dir.display());
+    let args = ["serve", listen.as_str(), dir.as_str()];
+    let slow = [("GALLERY_JOB_DELAY_MS", "60000".to_owned())];
+    let api = Api::new(&format!("http://127.0.0.1:{port}"));
+    let mut id = None;
+    for delivery in 1..=3 {
+        let doomed = Logged::start("info", &args, &slow);
+        assert!(
+            doomed.wait_for("gallery listening").await,
+            "{}",
+            doomed.text()
+        );
+        if id.is_none() {
+            id = Some(
+                api.upload_ok("poison.jpg", jpeg_fixture(640, 480), None)
+                    .await,
+            );
+        }
+        let started = format!("delivery={delivery}");
+        assert!(doomed.wait_for(&started).await, "{}", doomed.text());
+        drop(doomed); // kill -9 of the whole gallery
+    }
+    let id = id.expect("uploaded");
+    let last = Logged::start("info", &args, &[]);
+    assert!(last.wait_for("gallery listening").await, "{}", last.text());
+    let photo = api.wait_status(&id, &["failed", "done"]).await;
+    assert_eq!(photo["status"], "failed", "{photo}");
+    assert_eq!(
+        photo["error"],
+        "processing stopped the worker 3 times; given up after 3 deliveries"
+    );
+    // And the gallery goes on: the next photo is processed as usual.
+    let next = api
+        .upload_ok("fine.jpg", jpeg_fixture(320, 240), None)
+        .await;
+    assert_eq!(api.wait_done(&next).await["status"], "done");
+    drop(last);
+    let _ = std::fs::remove_dir_all(&data_dir);
 }

@@ -1,9 +1,13 @@
 //! `POST /api/photos`: what is accepted, what is refused and with which error, and that a
-//! refused file leaves nothing behind (no object, no metadata, no job).
+//! refused file leaves nothing behind (no object, no metadata, no job). Hostile inputs (memory
+//! bombs, stuffed metadata and names) come from `gallery::resize::hostile`.
 
+use gallery::resize::hostile;
 use serde_json::Value;
 
-use crate::helpers::{jpeg_fixture, png_rgba_fixture, spawn_web_only_with, BackendSet, TestApp};
+use crate::helpers::{
+    jpeg_fixture, png_rgba_fixture, spawn_app, spawn_web_only_with, BackendSet, TestApp,
+};
 
 /// Nothing stored anywhere for this test's namespace.
 async fn assert_nothing_left(app: &TestApp) {
@@ -91,6 +95,75 @@ async fn too_many_pixels_is_422_from_the_header_and_leaves_nothing(set: BackendS
     assert_nothing_left(&app).await;
 }
 
+async fn too_large_to_decode_is_422_from_the_header_and_leaves_nothing(set: BackendSet) {
+    let app = spawn_web_only_with(set, |_| {}).await;
+    // 800 MB of 16-bit RGBA pixels (plus the 8-bit copy) in a 1 MiB file: under the pixel
+    // limit, over the default 512 MiB decode budget.
+    let bomb = hostile::png_rgba16_zeros(10_000, 10_000);
+    let response = app.upload(&[("bomb.png", bomb)], None).await;
+    assert_rejected(
+        response,
+        422,
+        "too_large_to_decode",
+        "needs 1200000000 bytes (1145 MiB) of memory to decode, more than the limit of 536870912 bytes (512 MiB)",
+    )
+    .await;
+    assert_nothing_left(&app).await;
+
+    let app = spawn_web_only_with(set, |s| s.limits.max_decode_bytes = 10_000).await;
+    let response = app
+        .upload(&[("small.png", png_rgba_fixture(100, 100))], None)
+        .await;
+    assert_rejected(response, 422, "too_large_to_decode", "limit of 10000 bytes").await;
+    assert_nothing_left(&app).await;
+}
+
+async fn png_metadata_bomb_is_422_and_leaves_nothing(set: BackendSet) {
+    let app = spawn_web_only_with(set, |_| {}).await;
+    // 1×1 pixel, 1 MiB of file, an iCCP chunk that inflates to 1 GiB.
+    let bomb = hostile::png_iccp_bomb(1024);
+    let response = app.upload(&[("icc.png", bomb)], None).await;
+    assert_rejected(response, 422, "bad_image", "iCCP chunk").await;
+    assert_nothing_left(&app).await;
+}
+
+async fn file_names_are_cleaned(set: BackendSet) {
+    let app = spawn_web_only_with(set, |_| {}).await;
+    let long = format!("{}.jpg", "a".repeat(1 << 20));
+    let id = app.upload_ok(&long, jpeg_fixture(16, 16), None).await;
+    let stored = app.photo(&id).await["filename"]
+        .as_str()
+        .expect("filename")
+        .to_owned();
+    assert_eq!(stored, "a".repeat(255), "cut to 255 bytes");
+
+    // Bidi overrides and isolates, a mark, a tab (the one control a header can carry as is),
+    // padding. (A newline cannot travel in a part header; `FileName`'s own tests cover it.)
+    let id = app
+        .upload_ok(
+            "  evil\u{202E}gpj\u{2066}.exe\u{200F}\t.jpg ",
+            jpeg_fixture(16, 16),
+            None,
+        )
+        .await;
+    assert_eq!(app.photo(&id).await["filename"], "evilgpj.exe.jpg");
+    let listed = app.list("").await;
+    let names: Vec<&str> = listed["photos"]
+        .as_array()
+        .expect("photos")
+        .iter()
+        .filter_map(|p| p["filename"].as_str())
+        .collect();
+    assert_eq!(names, ["evilgpj.exe.jpg", "a".repeat(255).as_str()]);
+
+    // Nothing left to name: "unnamed"; a rejected file is named cleaned too.
+    let response = app
+        .upload(&[("\u{202E}\u{2066}\t", b"not an image".to_vec())], None)
+        .await;
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["rejected"][0]["filename"], "unnamed");
+}
+
 async fn truncated_header_is_422(set: BackendSet) {
     let app = spawn_web_only_with(set, |_| {}).await;
     let jpeg = jpeg_fixture(64, 64);
@@ -150,11 +223,88 @@ async fn mixed_batch_accepts_the_good_and_names_the_bad(set: BackendSet) {
     assert_eq!(app.object_keys().await.len(), 2);
 }
 
+/// Every photo in the gallery, page after page.
+async fn every_photo(app: &TestApp) -> Vec<Value> {
+    let mut photos = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = app.list(&format!("?limit=100&cursor={cursor}")).await;
+        photos.extend(page["photos"].as_array().cloned().unwrap_or_default());
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = next.to_owned(),
+            None => return photos,
+        }
+    }
+}
+
+/// A whole 32-file upload sent, then the connection reset before the answer: whatever the
+/// server had accepted must be complete (stored, recorded, queued, then processed), never
+/// left `queued` with no job; whatever it had not must leave nothing behind.
+async fn uploads_cut_off_by_the_client_leave_nothing_half_done(set: BackendSet) {
+    use tokio::io::AsyncWriteExt;
+
+    let app = spawn_app(set).await;
+    let jpeg = jpeg_fixture(64, 48);
+    let boundary = "gallery-reset-boundary";
+    let mut body = Vec::new();
+    for n in 0..32 {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; \
+                 filename=\"cut-{n}.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(&jpeg);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    let head = format!(
+        "POST /api/photos HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; \
+         boundary={boundary}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    for round in 0..10 {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+            .await
+            .expect("connect");
+        stream.write_all(head.as_bytes()).await.expect("head");
+        stream.write_all(&body).await.expect("body");
+        // Give the server a varying head start, then reset (RST, not FIN) mid-ingest.
+        tokio::time::sleep(std::time::Duration::from_millis(5 * round)).await;
+        stream.set_zero_linger().expect("linger");
+        drop(stream);
+    }
+    // Every photo the server recorded finishes; none waits forever for a job.
+    let mut photos = Vec::new();
+    for _ in 0..600 {
+        photos = every_photo(&app).await;
+        if photos.iter().all(|photo| photo["status"] == "done") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let stuck: Vec<&Value> = photos.iter().filter(|p| p["status"] != "done").collect();
+    assert!(stuck.is_empty(), "photos never finished: {stuck:?}");
+    // Nothing half-written: three objects (original, preview, thumb) per recorded photo.
+    let all = photos.len();
+    assert_eq!(
+        app.object_keys().await.len(),
+        all * 3,
+        "{all} photos recorded"
+    );
+    eprintln!("{all} of 320 cut-off files were accepted, every one complete");
+}
+
 on_both_backends!(
+    uploads_cut_off_by_the_client_leave_nothing_half_done,
     accepted_upload_stores_original_metadata_and_job,
     unsupported_type_is_415_and_leaves_nothing,
     oversized_file_is_413_and_leaves_nothing,
     too_many_pixels_is_422_from_the_header_and_leaves_nothing,
+    too_large_to_decode_is_422_from_the_header_and_leaves_nothing,
+    png_metadata_bomb_is_422_and_leaves_nothing,
+    file_names_are_cleaned,
     truncated_header_is_422,
     unknown_op_is_400_and_stores_nothing,
     request_without_file_is_400,
