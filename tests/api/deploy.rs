@@ -133,6 +133,12 @@ fn everything_waits_for_its_secrets_and_the_app_for_healthy_stores() {
     let environment = &service(&compose, "notifier")["environment"];
     assert!(environment["GALLERY_AMQP_URL_FILE"].is_string());
     assert!(environment["GALLERY_SMTP_URL"].is_string());
+    // Behind nginx, web takes the client's address from X-Forwarded-For (per-client limits).
+    let web = &service(&compose, "web")["environment"];
+    assert_eq!(web["GALLERY_TRUST_PROXY"], "true");
+    assert!(web["GALLERY_REDIS_URL_FILE"].is_string(), "web keeps the shared settings");
+    let nginx = repo_file("deploy/nginx/nginx.conf");
+    assert!(nginx.contains("proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;"));
 }
 
 #[test]
