@@ -1,8 +1,9 @@
 //! The three ways to tell someone: e-mail over SMTP (lettre), Telegram's Bot API
 //! `sendMessage`, and a webhook POST signed with HMAC-SHA256. Each send either succeeds or
-//! says why; retrying is the caller's business.
+//! says why; retrying is the caller's business, and a `Refused` error tells it not to (the
+//! receiver said no for good: an SMTP 5xx, an HTTP 4xx other than 408 and 429).
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use hmac::{Hmac, Mac};
 use lettre::message::Mailbox;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
@@ -12,6 +13,25 @@ use sha2::Sha256;
 
 use super::message::Message;
 use crate::domain::Event;
+
+/// The receiver refused the message for good: sending it again cannot help.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
+
+/// An HTTP answer as a send's outcome: 2xx is sent, 4xx (but 408 and 429) refused for good,
+/// anything else worth another try.
+fn http_outcome(channel: &str, status: reqwest::StatusCode) -> anyhow::Result<()> {
+    if status.is_success() {
+        return Ok(());
+    }
+    let message = format!("{channel} answered HTTP {status}");
+    let passing = matches!(status.as_u16(), 408 | 429);
+    if status.is_client_error() && !passing {
+        return Err(Refused(message).into());
+    }
+    Err(anyhow::Error::msg(message))
+}
 
 pub struct Email {
     transport: AsyncSmtpTransport<Tokio1Executor>,
@@ -39,11 +59,13 @@ impl Email {
                 .with_context(|| format!("invalid recipient '{to}'"))?)
             .subject(&message.subject)
             .body(message.text.clone())?;
-        self.transport
-            .send(mail)
-            .await
-            .context("SMTP send failed")?;
-        Ok(())
+        match self.transport.send(mail).await {
+            Ok(_) => Ok(()),
+            Err(error) if error.is_permanent() => {
+                Err(Refused(format!("the SMTP server refused the mail: {error}")).into())
+            }
+            Err(error) => Err(anyhow::Error::new(error).context("SMTP send failed")),
+        }
     }
 }
 
@@ -71,10 +93,7 @@ impl Telegram {
             // The URL holds the bot token: keep it out of the error (and so out of the logs).
             .map_err(|error| error.without_url())
             .context("Telegram is not reachable")?;
-        if !response.status().is_success() {
-            bail!("Telegram answered HTTP {}", response.status());
-        }
-        Ok(())
+        http_outcome("Telegram", response.status())
     }
 }
 
@@ -132,9 +151,6 @@ impl Webhook {
             .await
             .map_err(|error| error.without_url())
             .context("webhook is not reachable")?;
-        if !response.status().is_success() {
-            bail!("webhook answered HTTP {}", response.status());
-        }
-        Ok(())
+        http_outcome("the webhook", response.status())
     }
 }

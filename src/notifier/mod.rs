@@ -7,12 +7,15 @@
 pub mod channels;
 pub mod message;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
+use futures_util::future::join_all;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::watch;
 
-use self::channels::{Email, Telegram, Webhook};
+use self::channels::{Email, Refused, Telegram, Webhook};
 use self::message::{Lang, Message};
 use crate::backends::Backends;
 use crate::domain::Event;
@@ -175,24 +178,32 @@ async fn notify(
     message: &Message,
 ) -> bool {
     let notify = &event.photo.notify;
-    let mut all_sent = true;
+    // Every send at once, each retried on its own: a dead receiver holds up none of the others.
+    let mut sends: Vec<Pin<Box<dyn Future<Output = bool> + Send + '_>>> = Vec::new();
     if let Some(email) = &channels.email {
         for to in targets(notify.email.as_deref(), config.default_email.as_deref()) {
-            all_sent &= retry(config, "e-mail", || email.send(to, message)).await;
+            sends.push(Box::pin(retry(config, "e-mail", move || {
+                email.send(to, message)
+            })));
         }
     }
     if let Some(telegram) = &channels.telegram {
-        for chat in targets(
+        let chats = targets(
             notify.telegram.as_deref(),
             config.default_telegram.as_deref(),
-        ) {
-            all_sent &= retry(config, "Telegram", || telegram.send(chat, message)).await;
+        );
+        for chat in chats {
+            sends.push(Box::pin(retry(config, "Telegram", move || {
+                telegram.send(chat, message)
+            })));
         }
     }
     if let Some(webhook) = &channels.webhook {
-        all_sent &= retry(config, "webhook", || webhook.send(event, message)).await;
+        sends.push(Box::pin(retry(config, "webhook", || {
+            webhook.send(event, message)
+        })));
     }
-    all_sent
+    join_all(sends).await.into_iter().all(|sent| sent)
 }
 
 /// The uploader's target and the configured default, without sending the same one twice.
@@ -210,6 +221,10 @@ where
     for attempt in 1..=config.attempts.max(1) {
         match send().await {
             Ok(()) => return true,
+            Err(error) if error.is::<Refused>() => {
+                tracing::error!("{channel} send refused, not retried: {error:#}");
+                return false;
+            }
             Err(error) if attempt < config.attempts => {
                 let delay = config.retry.delay(attempt);
                 tracing::warn!(

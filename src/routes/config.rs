@@ -16,6 +16,7 @@ pub async fn config(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(json!({
         "max_upload_bytes": limits.max_upload_bytes,
         "max_pixels": limits.max_pixels,
+        "max_decode_bytes": limits.max_decode_bytes,
         "max_files": limits.max_files,
         "accepted_types": accepted_types,
         "ops": ops,

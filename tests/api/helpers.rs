@@ -270,7 +270,12 @@ impl Api {
     pub fn new(address: &str) -> Api {
         Api {
             address: address.to_owned(),
-            client: reqwest::Client::new(),
+            // Idle connections are dropped before the server's 5 s keep-alive ends, so a
+            // request never goes out on a connection the server is closing at that moment.
+            client: reqwest::Client::builder()
+                .pool_idle_timeout(Duration::from_secs(2))
+                .build()
+                .expect("HTTP client"),
         }
     }
 

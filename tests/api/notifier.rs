@@ -28,21 +28,28 @@ struct Received {
     body: Vec<u8>,
 }
 
-/// A loopback HTTP server that records what it is sent, after refusing the first `fail_first`.
+/// A loopback HTTP server that records what it is sent, after refusing the first `fail_first`
+/// (with 500, or `refusal` when set).
 #[derive(Clone, Default)]
 struct Recorder {
     received: Arc<Mutex<Vec<Received>>>,
     attempts: Arc<AtomicUsize>,
     fail_first: usize,
+    refusal: Option<u16>,
     url: String,
 }
 
 impl Recorder {
     async fn start(fail_first: usize) -> Recorder {
+        Self::start_refusing(fail_first, None).await
+    }
+
+    async fn start_refusing(fail_first: usize, refusal: Option<u16>) -> Recorder {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let recorder = Recorder {
             fail_first,
+            refusal,
             url,
             ..Default::default()
         };
@@ -53,7 +60,10 @@ impl Recorder {
                 let shared = shared.clone();
                 async move {
                     if shared.attempts.fetch_add(1, Ordering::SeqCst) < shared.fail_first {
-                        return HttpResponse::InternalServerError().finish();
+                        let status = shared.refusal.unwrap_or(500);
+                        let status =
+                            actix_web::http::StatusCode::from_u16(status).expect("a valid status");
+                        return HttpResponse::build(status).finish();
                     }
                     let headers = request
                         .headers()
@@ -354,7 +364,25 @@ async fn an_event_whose_receiver_keeps_failing_is_dead_lettered(set: BackendSet)
     assert!(webhook.received().is_empty());
 }
 
+/// A receiver that says no for good (HTTP 403) is asked once, and the event is parked.
+async fn a_refusal_is_not_retried(set: BackendSet) {
+    let app = spawn_app(set).await;
+    let refusing = Recorder::start_refusing(usize::MAX, Some(403)).await;
+    let _stop = start_notifier(&app, config(None, None, Some(&refusing), Lang::En));
+    let id = upload_with_targets(&app, "").await;
+    assert_eq!(app.wait_done(&id).await["status"], "done");
+    for _ in 0..200 {
+        if app.queue_depth(".notify.dead").await == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(app.queue_depth(".notify.dead").await, 1, "parked");
+    assert_eq!(refusing.attempts.load(Ordering::SeqCst), 1, "asked once");
+}
+
 on_both_backends!(
+    a_refusal_is_not_retried,
     a_finished_photo_is_announced_by_mail_telegram_and_signed_webhook,
     events_wait_for_a_notifier_that_is_down_and_failing_receivers_get_one_message,
     an_event_whose_receiver_keeps_failing_is_dead_lettered,
