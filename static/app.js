@@ -19,12 +19,46 @@ function refreshTexts() {
 
 // ---- uploads ----
 
+// The operations come from /api/config: rotations are one choice, every other op a checkbox.
+function buildOps() {
+  const box = $('ops-choices');
+  box.replaceChildren();
+  const choice = (type, name, value, key) => {
+    const label = document.createElement('label');
+    const input = document.createElement('input');
+    input.type = type;
+    input.name = name;
+    input.value = value;
+    if (type === 'checkbox') input.id = value;
+    const text = document.createElement('span');
+    text.dataset.i18n = key;
+    text.textContent = t(key);
+    label.append(input, ' ', text);
+    box.append(label);
+    return input;
+  };
+  const ops = config.ops || [];
+  const rotations = ops.filter((op) => op.startsWith('rotate'));
+  if (rotations.length) {
+    choice('radio', 'rotate', '', 'noRotation').checked = true;
+    for (const op of rotations) choice('radio', 'rotate', op, op);
+  }
+  for (const op of ops.filter((op) => !op.startsWith('rotate'))) choice('checkbox', 'op', op, op);
+}
+
 function selectedOps() {
   const ops = [];
-  const rotate = document.querySelector('input[name=rotate]:checked').value;
-  if (rotate) ops.push(rotate);
-  if ($('grayscale').checked) ops.push('grayscale');
+  const rotate = document.querySelector('input[name=rotate]:checked');
+  if (rotate && rotate.value) ops.push(rotate.value);
+  for (const box of document.querySelectorAll('input[name=op]:checked')) ops.push(box.value);
   return ops.join(',');
+}
+
+// The variants come from /api/config too: the grid shows the smallest, the lightbox the largest.
+function variant(photo, largest) {
+  const sizes = [...(config.variants || [])].sort((a, b) => a.max_side - b.max_side);
+  const spec = largest ? sizes[sizes.length - 1] : sizes[0];
+  return spec && photo.variants ? photo.variants[spec.name] : undefined;
 }
 
 function uploadRow(name) {
@@ -145,7 +179,7 @@ function uploadAll(files) {
 function fillTile(element, photo) {
   const button = element.firstElementChild;
   button.replaceChildren();
-  const thumb = photo.variants && photo.variants.thumb;
+  const thumb = variant(photo, false);
   if (thumb) {
     const img = document.createElement('img');
     img.src = thumb.url;
@@ -266,7 +300,7 @@ function openLightbox(id) {
   if (!photo) return;
   shownId = id;
   $('lightbox-title').textContent = photo.filename;
-  const preview = photo.variants && photo.variants.preview;
+  const preview = variant(photo, true);
   const image = $('lightbox-image');
   image.hidden = !preview;
   if (preview) {
@@ -305,6 +339,7 @@ async function start() {
   } catch {
     // Keep the defaults: the server checks everything again anyway.
   }
+  buildOps();
   refreshTexts();
 
   const drop = $('drop');
