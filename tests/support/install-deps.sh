@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the build and the tests need, when missing:
 # cmake and nasm build the bundled libjpeg-turbo; nginx runs the gateway test;
-# aiosmtpd is the SMTP server the notifier test delivers e-mail to.
+# aiosmtpd is the SMTP server the notifier test delivers e-mail to. apt waits for a lock another
+# installer holds (the Docker set-up may be installing at the same time) instead of failing.
 set -euo pipefail
 missing=()
 command -v cmake >/dev/null || missing+=(cmake)
@@ -11,8 +12,8 @@ command -v nasm >/dev/null || missing+=(nasm)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "Installing ${missing[*]} (Debian packages)..."
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  $sudo apt-get -o DPkg::Lock::Timeout=600 update -qq
+  $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # Debian starts the nginx service on install; the tests run their own on other ports.
 if [ -f /run/nginx.pid ] && command -v nginx >/dev/null; then nginx -s quit 2>/dev/null || true; fi
