@@ -95,7 +95,10 @@ fn the_image_is_built_once_and_every_role_runs_it() {
     for role in APP {
         let role_service = service(&compose, role);
         assert_eq!(role_service["image"], image, "{role} runs the built image");
-        assert_eq!(role_service["pull_policy"], "never", "{role} never pulls it");
+        assert_eq!(
+            role_service["pull_policy"], "never",
+            "{role} never pulls it"
+        );
     }
 }
 
@@ -127,8 +130,14 @@ fn everything_waits_for_its_secrets_and_the_app_for_healthy_stores() {
         "service_healthy"
     );
     assert_eq!(strings(&service(&compose, "web")["command"]), ["web"]);
-    assert_eq!(strings(&service(&compose, "worker")["command"])[0], "worker");
-    assert_eq!(strings(&service(&compose, "notifier")["command"]), ["notifier"]);
+    assert_eq!(
+        strings(&service(&compose, "worker")["command"])[0],
+        "worker"
+    );
+    assert_eq!(
+        strings(&service(&compose, "notifier")["command"]),
+        ["notifier"]
+    );
     // The notifier gets the shared store settings plus its own.
     let environment = &service(&compose, "notifier")["environment"];
     assert!(environment["GALLERY_AMQP_URL_FILE"].is_string());
@@ -136,7 +145,10 @@ fn everything_waits_for_its_secrets_and_the_app_for_healthy_stores() {
     // Behind nginx, web takes the client's address from X-Forwarded-For (per-client limits).
     let web = &service(&compose, "web")["environment"];
     assert_eq!(web["GALLERY_TRUST_PROXY"], "true");
-    assert!(web["GALLERY_REDIS_URL_FILE"].is_string(), "web keeps the shared settings");
+    assert!(
+        web["GALLERY_REDIS_URL_FILE"].is_string(),
+        "web keeps the shared settings"
+    );
     let nginx = repo_file("deploy/nginx/nginx.conf");
     assert!(nginx.contains("proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;"));
 }
@@ -190,7 +202,8 @@ fn only_the_gateway_is_published_and_only_the_notifier_reaches_out() {
     assert_eq!(compose["networks"]["frontend"]["internal"], true);
     assert_eq!(compose["networks"]["backend"]["internal"], true);
     assert_eq!(
-        compose["networks"]["ingress"]["driver_opts"]["com.docker.network.bridge.enable_ip_masquerade"],
+        compose["networks"]["ingress"]["driver_opts"]
+            ["com.docker.network.bridge.enable_ip_masquerade"],
         "false"
     );
     assert_eq!(
@@ -232,7 +245,10 @@ fn every_store_keeps_its_data_on_a_named_volume() {
     // The nginx cache volume is gone: photo bytes are never cached at the gateway.
     assert!(!declared.contains("nginx-cache"));
     let nginx = repo_file("deploy/nginx/nginx.conf");
-    assert!(!nginx.contains("proxy_cache_path"), "nginx caches responses");
+    assert!(
+        !nginx.contains("proxy_cache_path"),
+        "nginx caches responses"
+    );
 }
 
 #[test]
@@ -270,9 +286,17 @@ fn secrets_come_from_the_secrets_volume_never_from_the_file() {
                     );
                     continue;
                 }
-                let secret = ["PASSWORD", "SECRET", "ACCESS_KEY", "_USER", "TOKEN", "AUTH", "_URL"]
-                    .iter()
-                    .any(|s| key.contains(s));
+                let secret = [
+                    "PASSWORD",
+                    "SECRET",
+                    "ACCESS_KEY",
+                    "_USER",
+                    "TOKEN",
+                    "AUTH",
+                    "_URL",
+                ]
+                .iter()
+                .any(|s| key.contains(s));
                 if secret && !value.is_empty() && value != "http://minio:9000" {
                     assert!(value.contains("${"), "{name}.{key} is a literal: {value}");
                 }
@@ -345,7 +369,9 @@ fn the_image_is_multi_stage_non_root_and_checks_itself() {
     assert!(dockerfile.contains("GALLERY_DATA_DIR=/data"));
     // No VOLUME: it leaves an anonymous volume behind every container.
     assert!(
-        !dockerfile.lines().any(|l| l.trim_start().starts_with("VOLUME")),
+        !dockerfile
+            .lines()
+            .any(|l| l.trim_start().starts_with("VOLUME")),
         "the Dockerfile declares a VOLUME"
     );
     assert!(

@@ -62,6 +62,11 @@ fn render(config: &str, upstream_port: u16, listen_port: u16, dir: &Path) -> Str
 }
 
 async fn start_gateway(app: &TestApp) -> Gateway {
+    start_gateway_to(app.port).await
+}
+
+/// nginx with the shipped config in front of whatever listens on `upstream_port` (or nothing).
+async fn start_gateway_to(upstream_port: u16) -> Gateway {
     assert!(
         Path::new(NGINX).exists(),
         "nginx is not installed: run `make test-deps` (apt-get install nginx-light)"
@@ -81,7 +86,8 @@ async fn start_gateway(app: &TestApp) -> Gateway {
     )
     .expect("nginx.conf");
     let config = dir.join("nginx.conf");
-    std::fs::write(&config, render(&shipped, app.port, listen_port, &dir)).expect("write config");
+    std::fs::write(&config, render(&shipped, upstream_port, listen_port, &dir))
+        .expect("write config");
     let check = Command::new(NGINX)
         .args(["-t", "-q", "-c"])
         .arg(&config)
@@ -264,4 +270,55 @@ async fn server_sent_events_are_not_buffered() {
         .expect("event without delay");
     let event = String::from_utf8_lossy(&event.expect("chunk").expect("bytes")).into_owned();
     assert!(event.contains("photo.queued"), "{event}");
+}
+
+#[tokio::test]
+async fn the_gateways_own_refusals_speak_the_api_shape() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    // Nothing listens upstream: nginx's own 502 is the API's JSON error.
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let gateway = start_gateway_to(dead).await;
+    for path in ["/api/photos", "/api/photos/some-id", "/api/events"] {
+        let response = reqwest::get(format!("{}{path}", gateway.address))
+            .await
+            .expect("through nginx");
+        assert_eq!(response.status(), 502, "{path}");
+        assert!(response.headers().contains_key("retry-after"), "{path}");
+        let body: Value = response.json().await.expect("a JSON body");
+        assert_eq!(body["code"], "unavailable", "{path}");
+    }
+
+    // A body over the gateway's own cap is refused from its headers alone, in the same shape.
+    let address = gateway.address.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    let request = "POST /api/photos HTTP/1.1\r\nHost: gallery\r\n\
+                   Content-Type: multipart/form-data; boundary=x\r\n\
+                   Content-Length: 300000000\r\nConnection: close\r\n\r\n";
+    stream.write_all(request.as_bytes()).await.expect("send");
+    // nginx answers at once but keeps the connection open a while to drain the body it
+    // refused, so read until the answer is complete rather than to the end of the stream.
+    let mut answer = Vec::new();
+    let complete = |answer: &[u8]| String::from_utf8_lossy(answer).trim_end().ends_with('}');
+    while !complete(&answer) {
+        let mut chunk = [0u8; 4096];
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk))
+            .await
+            .expect("answered in time")
+            .expect("read");
+        if read == 0 {
+            break;
+        }
+        answer.extend_from_slice(&chunk[..read]);
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let body: Value = serde_json::from_str(body.trim()).expect("a JSON body");
+    assert_eq!(body["code"], "too_large");
 }
