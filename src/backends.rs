@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use secrecy::ExposeSecret;
 
-use crate::cache::{EmbeddedIndex, PhotoIndex, RedisIndex, RedisSettings};
+use crate::accounts::store::{AccountStore, EmbeddedAccounts, RedisAccounts};
+use crate::accounts::Accounts;
+use crate::cache::{self, EmbeddedIndex, PhotoIndex, RedisIndex, RedisSettings};
 use crate::domain::{Event, Photo};
 use crate::queue::{AmqpQueue, EmbeddedQueue, JobQueue, QueueSettings};
 use crate::retry::{until_ok, RetryPolicy};
@@ -84,6 +86,8 @@ pub struct Backends {
     pub storage: Arc<dyn ObjectStore>,
     pub index: Arc<dyn PhotoIndex>,
     pub queue: Arc<dyn JobQueue>,
+    /// People, sessions and tokens: beside the index, in Redis or in the data dir.
+    pub accounts: Accounts,
 }
 
 impl Backends {
@@ -102,15 +106,7 @@ impl Backends {
                 Arc::new(storage)
             }
         };
-        let index: Arc<dyn PhotoIndex> = match &settings.redis {
-            Some(redis) => Arc::new(
-                wait_for("Redis", &redact(redis.url.expose_secret()), || {
-                    RedisIndex::connect(redis)
-                })
-                .await,
-            ),
-            None => Arc::new(EmbeddedIndex::open_in(&settings.data_dir)?),
-        };
+        let (index, accounts) = Self::connect_index(settings).await?;
         let queue: Arc<dyn JobQueue> = match &settings.queue.amqp_url {
             Some(url) => {
                 let queue = AmqpQueue::new(url, &settings.queue.name, role)?;
@@ -123,7 +119,36 @@ impl Backends {
             storage,
             index,
             queue,
+            accounts,
         })
+    }
+
+    /// The photo index and the accounts beside it: all `gallery user` needs.
+    pub async fn connect_index(
+        settings: &BackendSettings,
+    ) -> anyhow::Result<(Arc<dyn PhotoIndex>, Accounts)> {
+        let (index, accounts): (Arc<dyn PhotoIndex>, Arc<dyn AccountStore>) = match &settings.redis
+        {
+            Some(redis) => {
+                let client = wait_for("Redis", &redact(redis.url.expose_secret()), || {
+                    cache::redis::connect(redis)
+                })
+                .await;
+                (
+                    Arc::new(RedisIndex::new(client.clone(), &redis.prefix)),
+                    Arc::new(RedisAccounts::new(client, &redis.prefix)),
+                )
+            }
+            // The accounts first: held by a running `serve`, they say so plainly.
+            None => {
+                let accounts = EmbeddedAccounts::open_in(&settings.data_dir)?;
+                (
+                    Arc::new(EmbeddedIndex::open_in(&settings.data_dir)?),
+                    Arc::new(accounts),
+                )
+            }
+        };
+        Ok((index, Accounts::new(accounts)))
     }
 
     /// Announces the photo's current status to listeners. Best effort: a lost announcement
@@ -155,6 +180,7 @@ impl Backends {
                     Err(_) => Some((name, format!("no answer within {limit:?}"))),
                 }
             };
+        // The accounts live beside the index (same Redis, or a file opened at start).
         let (s3, redis, amqp) = tokio::join!(
             tokio::time::timeout(limit, self.storage.check()),
             tokio::time::timeout(limit, self.index.check()),

@@ -67,6 +67,9 @@ pub enum Command {
     /// Runs the worker's exact image pipeline over every image in DIR (no services) and prints
     /// images, seconds, img/s, MP/s and peak RSS.
     Bench(BenchArgs),
+    /// Manages the people who may use the gallery, on the configured backends (stop a
+    /// `gallery serve` on the same data dir first).
+    User(UserArgs),
     /// Exits 0 when URL answers 2xx within 3 s, else 1 (container health checks without curl).
     Healthcheck {
         /// The URL to probe, e.g. http://127.0.0.1:8080/healthz
@@ -87,6 +90,34 @@ pub struct BenchArgs {
     /// Write the variants here, to look at them.
     #[arg(long)]
     pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct UserArgs {
+    #[command(subcommand)]
+    pub action: UserAction,
+    #[command(flatten)]
+    pub shared: SharedArgs,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum UserAction {
+    /// Adds a person; reads their password from the first line of stdin.
+    Add {
+        email: String,
+        /// The name the gallery shows.
+        #[arg(long)]
+        name: String,
+        /// May manage every photo and the people (default: member).
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Lists everyone.
+    List,
+    /// Removes a person; their photos become the first admin's.
+    Remove { email: String },
+    /// Sets a new password, read from the first line of stdin; ends their sessions.
+    ResetPassword { email: String },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -156,6 +187,15 @@ pub struct HttpArgs {
     /// your own proxy (compose sets it for nginx), or clients could claim any address.
     #[arg(long, env = "GALLERY_TRUST_PROXY")]
     pub trust_proxy: bool,
+    /// With GALLERY_ADMIN_PASSWORD (or …_FILE): create this admin at start while the gallery
+    /// has no account yet (headless installs). Unset: the page asks for the first account.
+    #[arg(long, env = "GALLERY_ADMIN_EMAIL")]
+    pub admin_email: Option<String>,
+    #[arg(long, env = "GALLERY_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+    /// File holding the first admin's password (instead of GALLERY_ADMIN_PASSWORD).
+    #[arg(long, env = "GALLERY_ADMIN_PASSWORD_FILE")]
+    pub admin_password_file: Option<PathBuf>,
 }
 
 /// How a worker runs its jobs.

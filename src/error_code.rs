@@ -25,7 +25,10 @@ pub enum ErrorCode {
     BadField,
     TooManyFiles,
     NoFile,
-    BadNotify,
+    /// A form field the API does not take (the old per-upload notify targets).
+    UnknownField,
+    /// A JSON body that does not parse, or is too large.
+    BadJson,
     // Query strings
     BadLimit,
     BadCursor,
@@ -33,6 +36,25 @@ pub enum ErrorCode {
     // Live events
     /// Too many `/api/events` streams open, from this client or in all.
     TooManyStreams,
+    // Accounts and access
+    /// No session or token, or one that is unknown, ended or expired.
+    Unauthorized,
+    /// Logged in, but not allowed to do this.
+    Forbidden,
+    /// A cookie-authenticated change sent from another site.
+    CrossOrigin,
+    /// Wrong e-mail or password (the same answer for both).
+    BadCredentials,
+    /// Too many failed logins for the account or from the client.
+    TooManyAttempts,
+    /// `POST /api/setup` once the gallery has accounts.
+    AlreadySetUp,
+    EmailTaken,
+    /// Removing or demoting the only admin.
+    LastAdmin,
+    WeakPassword,
+    InviteNotFound,
+    LinkNotFound,
     // Anything
     NotFound,
     /// A backend failed; the request may work later.
@@ -53,11 +75,23 @@ impl ErrorCode {
             ErrorCode::BadField => "bad_field",
             ErrorCode::TooManyFiles => "too_many_files",
             ErrorCode::NoFile => "no_file",
-            ErrorCode::BadNotify => "bad_notify",
+            ErrorCode::UnknownField => "unknown_field",
+            ErrorCode::BadJson => "bad_json",
             ErrorCode::BadLimit => "bad_limit",
             ErrorCode::BadCursor => "bad_cursor",
             ErrorCode::BadQuery => "bad_query",
             ErrorCode::TooManyStreams => "too_many_streams",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::CrossOrigin => "cross_origin",
+            ErrorCode::BadCredentials => "bad_credentials",
+            ErrorCode::TooManyAttempts => "too_many_attempts",
+            ErrorCode::AlreadySetUp => "already_set_up",
+            ErrorCode::EmailTaken => "email_taken",
+            ErrorCode::LastAdmin => "last_admin",
+            ErrorCode::WeakPassword => "weak_password",
+            ErrorCode::InviteNotFound => "invite_not_found",
+            ErrorCode::LinkNotFound => "link_not_found",
             ErrorCode::NotFound => "not_found",
             ErrorCode::Unavailable => "unavailable",
         }

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use chrono::Utc;
 
 use crate::backends::Backends;
-use crate::domain::{Job, Notify, Op, Photo, PhotoId, Status};
+use crate::domain::{Job, Notify, Op, Owner, Photo, PhotoId, Status};
 use crate::error_code::ErrorCode;
 use crate::resize::{self, ProbeError};
 
@@ -129,7 +129,9 @@ pub fn validate(bytes: &[u8], limits: &Limits) -> Result<resize::Probe, IngestEr
 #[derive(Debug, Clone, Default)]
 pub struct UploadRequest {
     pub ops: Vec<Op>,
+    /// The uploader's contacts, told when processing ends.
     pub notify: Notify,
+    pub owner: Option<Owner>,
 }
 
 /// Stores one checked file and enqueues its processing.
@@ -157,6 +159,7 @@ pub async fn accept(
         deliveries: 0,
         variants: Default::default(),
         notify: request.notify.clone(),
+        owner: request.owner.clone(),
     };
     let original_key = Photo::original_key(&id);
     if let Err(error) = backends

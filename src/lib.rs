@@ -12,6 +12,7 @@
 //! roles; `error_code` is the catalog of every code the API answers with; `retry` is the one
 //! backoff every retry loop uses.
 
+pub mod accounts;
 pub mod backends;
 pub mod bench;
 pub mod cache;

@@ -52,7 +52,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Web(args) => {
             let settings = Settings::from_args(&args.shared, None)?;
             settings.backends.require_shared("web")?;
-            let web = WebSettings::from_args(&args.http);
+            let web = WebSettings::from_args(&args.http)?;
             let backends = Backends::connect(&settings.backends, "web").await?;
             let app = Application::build(&web, &settings, backends).await?;
             tracing::info!("web listening on {}:{}", web.listen.ip(), app.port());
@@ -74,7 +74,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let settings = Settings::from_args(&args.shared, Some(&args.worker))?;
             let notifier = NotifierSettings::from_args(&args.channels)?;
             let notifier = notifier.any_channel().then_some(notifier);
-            run_serve(WebSettings::from_args(&args.http), settings, notifier).await
+            run_serve(WebSettings::from_args(&args.http)?, settings, notifier).await
+        }
+        Command::User(args) => {
+            let settings = Settings::from_args(&args.shared, None)?;
+            gallery::startup::manage_users(&settings.backends, args.action).await
         }
         Command::Healthcheck { .. } | Command::Bench(_) => Ok(()),
     }

@@ -3,7 +3,7 @@
 //! `embedded` in a redb file under the data dir, for `gallery serve`.
 
 mod embedded;
-mod redis;
+pub mod redis;
 
 use async_trait::async_trait;
 

@@ -26,29 +26,34 @@ pub struct RedisIndex {
     prefix: String,
 }
 
-impl RedisIndex {
-    /// Connects once; afterwards fred reconnects on its own with exponential backoff.
-    pub async fn connect(settings: &RedisSettings) -> anyhow::Result<Self> {
-        // fred's error would quote the URL, password included.
-        let config = Config::from_url(settings.url.expose_secret()).map_err(|_| {
-            anyhow::anyhow!("invalid Redis URL (expected redis://[:password@]host:port)")
-        })?;
-        let client = Builder::from_config(config)
-            .with_connection_config(|c| {
-                c.connection_timeout = std::time::Duration::from_secs(5);
-                c.internal_command_timeout = std::time::Duration::from_secs(5);
-            })
-            .with_performance_config(|p| {
-                p.default_command_timeout = std::time::Duration::from_secs(5);
-            })
-            .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
-            .build()
-            .context("invalid Redis settings")?;
-        client.init().await.context("Redis is not reachable")?;
-        Ok(RedisIndex {
-            client,
-            prefix: settings.prefix.clone(),
+/// Connects once; afterwards fred reconnects on its own with exponential backoff. The
+/// index and the accounts store share the client.
+pub async fn connect(settings: &RedisSettings) -> anyhow::Result<Client> {
+    // fred's error would quote the URL, password included.
+    let config = Config::from_url(settings.url.expose_secret()).map_err(|_| {
+        anyhow::anyhow!("invalid Redis URL (expected redis://[:password@]host:port)")
+    })?;
+    let client = Builder::from_config(config)
+        .with_connection_config(|c| {
+            c.connection_timeout = std::time::Duration::from_secs(5);
+            c.internal_command_timeout = std::time::Duration::from_secs(5);
         })
+        .with_performance_config(|p| {
+            p.default_command_timeout = std::time::Duration::from_secs(5);
+        })
+        .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
+        .build()
+        .context("invalid Redis settings")?;
+    client.init().await.context("Redis is not reachable")?;
+    Ok(client)
+}
+
+impl RedisIndex {
+    pub fn new(client: Client, prefix: &str) -> Self {
+        RedisIndex {
+            client,
+            prefix: prefix.to_owned(),
+        }
     }
 
     fn record_key(&self, id: &PhotoId) -> String {

@@ -1,20 +1,23 @@
-//! The gallery's vocabulary: photo ids, file names, photo records and their status, the operations and
-//! variants a photo gets, processing jobs and events. Constructors reject invalid values so
-//! the rest of the code can trust what it holds. Nothing here depends on another module of
-//! the crate: the engine, the backends and the routes all speak these types.
+//! The gallery's vocabulary: ids, file names, photo records and their status, the operations and
+//! variants a photo gets, processing jobs and events, and the people who own photos.
+//! Constructors reject invalid values so the rest of the code can trust what it holds. Nothing
+//! here depends on another module of the crate: the engine, the backends and the routes all
+//! speak these types.
 
 mod event;
 mod file_name;
+mod id;
 mod job;
 mod op;
 mod photo;
-mod photo_id;
+mod user;
 mod variant;
 
 pub use event::{Event, EventKind};
 pub use file_name::FileName;
+pub use id::{InvalidId, PhotoId, RecordId, UserId};
 pub use job::Job;
 pub use op::{Op, UnknownOp};
 pub use photo::{Notify, Photo, Status, VariantInfo};
-pub use photo_id::PhotoId;
+pub use user::{clean_name, Email, Lang, Owner, Role, User};
 pub use variant::VariantSpec;

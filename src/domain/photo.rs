@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Op, PhotoId};
+use super::{Email, Lang, Op, Owner, PhotoId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -47,18 +47,24 @@ pub struct Photo {
     pub deliveries: u32,
     #[serde(default)]
     pub variants: BTreeMap<String, VariantInfo>,
-    /// Who to tell when processing ends; private, never shown by the API.
+    /// Who to tell when processing ends: the uploader's contacts as their profile had them at
+    /// upload. Private, never shown by the API.
     #[serde(default, skip_serializing_if = "Notify::is_empty")]
     pub notify: Notify,
+    /// Who uploaded it; `None` for photos from before accounts existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Owner>,
 }
 
-/// Per-photo notification targets given at upload.
+/// Where a person's notifications go, and in which language.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Notify {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub telegram: Option<String>,
+    #[serde(default)]
+    pub lang: Lang,
 }
 
 impl Notify {
@@ -66,42 +72,36 @@ impl Notify {
         self.email.is_none() && self.telegram.is_none()
     }
 
-    /// Checks the form fields; blank means "not asked for".
-    pub fn parse(email: Option<&str>, telegram: Option<&str>) -> Result<Self, String> {
-        let email = email.map(str::trim).filter(|e| !e.is_empty());
-        let telegram = telegram.map(str::trim).filter(|t| !t.is_empty());
-        if let Some(email) = email {
-            let valid = email.len() <= 254
-                && !email.chars().any(|c| {
-                    c.is_whitespace() || c.is_control() || c == '<' || c == '>' || c == ','
-                })
-                && email
-                    .split_once('@')
-                    .is_some_and(|(user, domain)| !user.is_empty() && domain.contains('.'));
-            if !valid {
-                return Err(format!("'{email}' is not an e-mail address"));
-            }
+    /// Checks an e-mail contact; blank means none.
+    pub fn parse_email(email: &str) -> Result<Option<String>, String> {
+        let email = email.trim();
+        if email.is_empty() {
+            return Ok(None);
         }
-        if let Some(chat) = telegram {
-            let numeric = chat.strip_prefix('-').unwrap_or(chat);
-            let valid = (!numeric.is_empty()
-                && numeric.len() <= 20
-                && numeric.bytes().all(|b| b.is_ascii_digit()))
-                || (chat.starts_with('@')
-                    && (6..=33).contains(&chat.len())
-                    && chat[1..]
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'_'));
-            if !valid {
-                return Err(format!(
-                    "'{chat}' is not a Telegram chat id (a number, or @channel)"
-                ));
-            }
+        Email::parse(email).map(|email| Some(email.into()))
+    }
+
+    /// Checks a Telegram chat id (a number, or @channel); blank means none.
+    pub fn parse_telegram(chat: &str) -> Result<Option<String>, String> {
+        let chat = chat.trim();
+        if chat.is_empty() {
+            return Ok(None);
         }
-        Ok(Notify {
-            email: email.map(str::to_owned),
-            telegram: telegram.map(str::to_owned),
-        })
+        let numeric = chat.strip_prefix('-').unwrap_or(chat);
+        let valid = (!numeric.is_empty()
+            && numeric.len() <= 20
+            && numeric.bytes().all(|b| b.is_ascii_digit()))
+            || (chat.starts_with('@')
+                && (6..=33).contains(&chat.len())
+                && chat[1..]
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+        if !valid {
+            return Err(format!(
+                "'{chat}' is not a Telegram chat id (a number, or @channel)"
+            ));
+        }
+        Ok(Some(chat.to_owned()))
     }
 }
 
@@ -134,16 +134,21 @@ mod tests {
 
     #[test]
     fn notify_targets_are_checked() {
-        assert_eq!(Notify::parse(Some(" "), None), Ok(Notify::default()));
-        let ok = Notify::parse(Some("ana@example.com"), Some("-100123")).expect("valid");
-        assert_eq!(ok.email.as_deref(), Some("ana@example.com"));
-        assert_eq!(ok.telegram.as_deref(), Some("-100123"));
-        assert!(Notify::parse(None, Some("@gallery_bot")).is_ok());
+        assert_eq!(Notify::parse_email(" "), Ok(None));
+        assert_eq!(
+            Notify::parse_email("ana@example.com"),
+            Ok(Some("ana@example.com".into()))
+        );
+        assert_eq!(
+            Notify::parse_telegram("-100123"),
+            Ok(Some("-100123".into()))
+        );
+        assert!(Notify::parse_telegram("@gallery_bot").is_ok());
         for bad in ["ana", "ana@localhost", "a b@c.d", "<x>@y.z", "a@b.c,d@e.f"] {
-            assert!(Notify::parse(Some(bad), None).is_err(), "{bad} accepted");
+            assert!(Notify::parse_email(bad).is_err(), "{bad} accepted");
         }
         for bad in ["12a", "-", "@ab", "chat"] {
-            assert!(Notify::parse(None, Some(bad)).is_err(), "{bad} accepted");
+            assert!(Notify::parse_telegram(bad).is_err(), "{bad} accepted");
         }
     }
 }

@@ -1,26 +1,7 @@
 //! What the uploader is told, in English or Brazilian Portuguese: the original file's name and
 //! every operation done, or why it failed. Pure functions, so every sentence is tested as is.
 
-use std::str::FromStr;
-
-use crate::domain::{Event, EventKind, Op};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lang {
-    En,
-    PtBr,
-}
-
-impl FromStr for Lang {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "en" => Ok(Lang::En),
-            "pt-BR" | "pt-br" | "pt" => Ok(Lang::PtBr),
-            other => Err(format!("unknown language '{other}' (expected en or pt-BR)")),
-        }
-    }
-}
+use crate::domain::{Event, EventKind, Lang, Op};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
@@ -133,6 +114,7 @@ mod tests {
             deliveries: 1,
             variants: Default::default(),
             notify: Default::default(),
+            owner: None,
         };
         Event { kind, photo }
     }

@@ -16,9 +16,10 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::watch;
 
 use self::channels::{Email, Refused, Telegram, Webhook};
-use self::message::{Lang, Message};
+use self::message::Message;
 use crate::backends::Backends;
 use crate::domain::Event;
+use crate::domain::Lang;
 use crate::queue::{EventDelivery, Listener, NOTIFY_LISTENER};
 use crate::retry::{until_ok, RetryPolicy};
 
@@ -154,10 +155,16 @@ pub async fn run(
 
 async fn handle(channels: &Channels, config: &NotifierSettings, delivery: EventDelivery) {
     let event = &delivery.event;
-    let settled = match message::render(event, config.lang) {
-        None => delivery.settle.ack().await,
-        Some(message) => {
-            if notify(channels, config, event, &message).await {
+    // The uploader reads their own language; the operator's recipients and webhook, the
+    // operator's.
+    let rendered = (
+        message::render(event, event.photo.notify.lang),
+        message::render(event, config.lang),
+    );
+    let settled = match rendered {
+        (None, _) | (_, None) => delivery.settle.ack().await,
+        (Some(own), Some(operator)) => {
+            if notify(channels, config, event, &own, &operator).await {
                 delivery.settle.ack().await
             } else {
                 tracing::error!(id = %event.photo.id, "notification failed for good; dead-lettering it");
@@ -171,17 +178,25 @@ async fn handle(channels: &Channels, config: &NotifierSettings, delivery: EventD
 }
 
 /// Sends on every configured channel, each retried on its own; true when all succeeded.
-async fn notify(
-    channels: &Channels,
-    config: &NotifierSettings,
-    event: &Event,
-    message: &Message,
+/// The uploader's contacts get `own`, the operator's default recipients and the webhook get
+/// `operator`.
+async fn notify<'a>(
+    channels: &'a Channels,
+    config: &'a NotifierSettings,
+    event: &'a Event,
+    own: &'a Message,
+    operator: &'a Message,
 ) -> bool {
     let notify = &event.photo.notify;
     // Every send at once, each retried on its own: a dead receiver holds up none of the others.
-    let mut sends: Vec<Pin<Box<dyn Future<Output = bool> + Send + '_>>> = Vec::new();
+    let mut sends: Vec<Pin<Box<dyn Future<Output = bool> + Send + 'a>>> = Vec::new();
     if let Some(email) = &channels.email {
-        for to in targets(notify.email.as_deref(), config.default_email.as_deref()) {
+        let to = targets(notify.email.as_deref(), config.default_email.as_deref());
+        for (to, message) in to
+            .into_iter()
+            .zip([own, operator])
+            .filter_map(|(t, m)| Some((t?, m)))
+        {
             sends.push(Box::pin(retry(config, "e-mail", move || {
                 email.send(to, message)
             })));
@@ -192,25 +207,28 @@ async fn notify(
             notify.telegram.as_deref(),
             config.default_telegram.as_deref(),
         );
-        for chat in chats {
+        for (chat, message) in chats
+            .into_iter()
+            .zip([own, operator])
+            .filter_map(|(t, m)| Some((t?, m)))
+        {
             sends.push(Box::pin(retry(config, "Telegram", move || {
                 telegram.send(chat, message)
             })));
         }
     }
     if let Some(webhook) = &channels.webhook {
-        sends.push(Box::pin(retry(config, "webhook", || {
-            webhook.send(event, message)
+        sends.push(Box::pin(retry(config, "webhook", move || {
+            webhook.send(event, operator)
         })));
     }
     join_all(sends).await.into_iter().all(|sent| sent)
 }
 
-/// The uploader's target and the configured default, without sending the same one twice.
-fn targets<'a>(own: Option<&'a str>, default: Option<&'a str>) -> Vec<&'a str> {
-    let mut targets: Vec<&str> = own.into_iter().chain(default).collect();
-    targets.dedup();
-    targets
+/// The uploader's target and the configured default, the default dropped when it is the
+/// same one (it is told once, in the uploader's language).
+fn targets<'a>(own: Option<&'a str>, default: Option<&'a str>) -> [Option<&'a str>; 2] {
+    [own, default.filter(|default| Some(*default) != own)]
 }
 
 async fn retry<F, Fut>(config: &NotifierSettings, channel: &str, mut send: F) -> bool

@@ -6,6 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::accounts::AccountError;
 use crate::error_code::ErrorCode;
 use crate::ingest::IngestError;
 
@@ -15,6 +16,9 @@ pub struct ApiError {
     pub code: ErrorCode,
     #[serde(rename = "error")]
     pub message: String,
+    /// Seconds for `Retry-After` on a 429 (10 unless the refusal knows better).
+    #[serde(skip)]
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -22,7 +26,19 @@ impl ApiError {
         ApiError {
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(
+            ErrorCode::Unauthorized,
+            "log in first (a session cookie, or Authorization: Bearer TOKEN)",
+        )
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Forbidden, message)
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
@@ -57,12 +73,21 @@ fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::BadField
         | ErrorCode::TooManyFiles
         | ErrorCode::NoFile
-        | ErrorCode::BadNotify
+        | ErrorCode::UnknownField
+        | ErrorCode::BadJson
+        | ErrorCode::WeakPassword
         | ErrorCode::BadLimit
         | ErrorCode::BadCursor
         | ErrorCode::BadQuery => StatusCode::BAD_REQUEST,
-        ErrorCode::NotFound => StatusCode::NOT_FOUND,
-        ErrorCode::TooManyStreams => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::Unauthorized | ErrorCode::BadCredentials => StatusCode::UNAUTHORIZED,
+        ErrorCode::Forbidden | ErrorCode::CrossOrigin => StatusCode::FORBIDDEN,
+        ErrorCode::AlreadySetUp | ErrorCode::EmailTaken | ErrorCode::LastAdmin => {
+            StatusCode::CONFLICT
+        }
+        ErrorCode::NotFound | ErrorCode::InviteNotFound | ErrorCode::LinkNotFound => {
+            StatusCode::NOT_FOUND
+        }
+        ErrorCode::TooManyStreams | ErrorCode::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
@@ -76,6 +101,19 @@ impl From<IngestError> for ApiError {
     }
 }
 
+impl From<AccountError> for ApiError {
+    fn from(error: AccountError) -> Self {
+        match &error {
+            AccountError::Unavailable { step, cause } => ApiError::unavailable(step, cause),
+            AccountError::TooManyAttempts { retry_after } => ApiError {
+                retry_after: Some(retry_after.as_secs().max(1)),
+                ..ApiError::new(error.code(), error.to_string())
+            },
+            _ => ApiError::new(error.code(), error.to_string()),
+        }
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         self.status()
@@ -84,7 +122,8 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status());
         if self.status() == StatusCode::TOO_MANY_REQUESTS {
-            response.insert_header((actix_web::http::header::RETRY_AFTER, "10"));
+            let seconds = self.retry_after.unwrap_or(10);
+            response.insert_header((actix_web::http::header::RETRY_AFTER, seconds.to_string()));
         }
         response.json(self)
     }

@@ -18,6 +18,7 @@ use serde_json::json;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+use super::auth::Caller;
 use super::error::ApiError;
 use super::view::PhotoView;
 use super::{client_address, AppState};
@@ -206,6 +207,7 @@ impl Feed {
 
 #[get("/api/events")]
 pub async fn events(
+    _caller: Caller,
     state: web::Data<AppState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {

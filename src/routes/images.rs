@@ -1,37 +1,44 @@
 //! `GET /api/photos/{id}/original` and `/api/photos/{id}/variants/{name}`: image bytes
-//! streamed from object storage. Each key is written once, so the photo id (plus variant
-//! name) is a valid strong ETag and variants can be cached forever.
+//! streamed from object storage, for logged-in people only. Each key is written once, so the
+//! photo id (plus variant name) is a valid strong ETag and variants never change; but they
+//! are private: only the browser that loaded them may keep them, never a shared cache.
 
 use actix_web::http::header::{self, EntityTag, Header as _, IfNoneMatch};
 use actix_web::{get, web, HttpRequest, HttpResponse};
 
+use super::auth::Caller;
 use super::error::ApiError;
 use super::AppState;
 use crate::domain::Photo;
 
-const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+const IMMUTABLE: &str = "private, max-age=31536000, immutable";
+/// What share links answer with: checked again on every view, so a revoked or expired link
+/// stops showing the photo at once.
+pub const REVALIDATE: &str = "private, no-cache";
 
 #[get("/api/photos/{id}/original")]
 pub async fn original(
+    _caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<String>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let photo = super::view::load(&state, &path).await?;
     let tag = EntityTag::new_strong(photo.id.to_string());
-    serve(
+    serve_image(
         &state,
         &request,
         &Photo::original_key(&photo.id),
         &photo.content_type,
         tag,
-        "public, max-age=86400",
+        "private, max-age=86400",
     )
     .await
 }
 
 #[get("/api/photos/{id}/variants/{name}")]
 pub async fn variant(
+    _caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
     request: HttpRequest,
@@ -44,7 +51,7 @@ pub async fn variant(
         )));
     };
     let tag = EntityTag::new_strong(format!("{}-{name}", photo.id));
-    serve(
+    serve_image(
         &state,
         &request,
         &Photo::variant_key(&photo.id, &name),
@@ -55,7 +62,8 @@ pub async fn variant(
     .await
 }
 
-async fn serve(
+/// Streams the object at `key`, or answers 304 when the browser holds `tag` already.
+pub async fn serve_image(
     state: &AppState,
     request: &HttpRequest,
     key: &str,

@@ -1,13 +1,20 @@
-//! HTTP routes of the web role, one module per resource, plus what they share: `view` (how a
-//! photo is shown and found) and `error` (the one mapping of refusals to HTTP statuses).
+//! HTTP routes of the web role, one module per resource, plus what they share: `auth` (who
+//! is calling), `view` (how a photo is shown and found) and `error` (the one mapping of
+//! refusals to HTTP statuses).
 //! A new endpoint is a module here, registered in `startup::Application::build`.
 
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod events;
 pub mod health;
 pub mod images;
+pub mod links;
+pub mod me;
 pub mod photos;
+pub mod session;
+pub mod tokens;
+pub mod users;
 pub mod view;
 
 use std::net::{IpAddr, SocketAddr};
@@ -17,8 +24,9 @@ use std::time::Duration;
 use actix_web::HttpRequest;
 
 use self::events::StreamLimits;
+use crate::accounts::Password;
 use crate::backends::Backends;
-use crate::domain::VariantSpec;
+use crate::domain::{Email, VariantSpec};
 use crate::ingest::Limits;
 
 /// The web role's own settings: where it listens, the page it serves, how long it drains.
@@ -33,6 +41,15 @@ pub struct WebSettings {
     /// Requests come through our own proxy (the compose stack's nginx), which appends the
     /// client's address to `X-Forwarded-For`; otherwise the peer is the client.
     pub trust_proxy: bool,
+    /// Created at start while the gallery has no account (headless installs).
+    pub admin: Option<FirstAdmin>,
+}
+
+/// The admin `GALLERY_ADMIN_EMAIL` and `GALLERY_ADMIN_PASSWORD` ask for.
+#[derive(Debug, Clone)]
+pub struct FirstAdmin {
+    pub email: Email,
+    pub password: Password,
 }
 
 impl Default for WebSettings {
@@ -43,6 +60,7 @@ impl Default for WebSettings {
             shutdown_timeout: Duration::from_secs(8),
             streams: StreamLimits::default(),
             trust_proxy: false,
+            admin: None,
         }
     }
 }
@@ -55,6 +73,8 @@ pub struct AppState {
     pub variants: Vec<VariantSpec>,
     pub live: events::LiveEvents,
     pub trust_proxy: bool,
+    /// The page's files: the invite and share pages are served from here.
+    pub static_dir: PathBuf,
 }
 
 /// The address a request comes from: the peer's, or behind our own proxy the one it appended

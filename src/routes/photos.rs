@@ -1,4 +1,6 @@
-//! `/api/photos`: upload (multipart), list newest first, show one, delete.
+//! `/api/photos`: upload (multipart), list newest first, show one, delete — for logged-in
+//! people. Everyone sees every photo (a family gallery); a photo is deleted by the person who
+//! uploaded it or by an admin.
 
 use actix_multipart::Multipart;
 use actix_web::{delete, get, post, web, HttpResponse};
@@ -7,10 +9,11 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::auth::Caller;
 use super::error::ApiError;
 use super::view::{load, PhotoView};
 use super::AppState;
-use crate::domain::{FileName, Notify, Op, PhotoId};
+use crate::domain::{FileName, Op, PhotoId};
 use crate::error_code::ErrorCode;
 use crate::ingest::{self, IngestError};
 
@@ -23,12 +26,12 @@ struct Part {
 #[post("/api/photos")]
 pub async fn upload(
     state: web::Data<AppState>,
+    caller: Caller,
     mut form: Multipart,
 ) -> Result<HttpResponse, ApiError> {
     let limits = &state.limits;
     let mut parts = Vec::new();
     let mut ops = Vec::new();
-    let (mut notify_email, mut notify_telegram) = (None, None);
     while let Some(field) = form.next().await {
         let mut field = field.map_err(|e| {
             ApiError::new(
@@ -63,9 +66,16 @@ pub async fn upload(
                 ops = Op::parse_list(&read_text(&mut field, "ops").await?)
                     .map_err(|e| ApiError::new(ErrorCode::UnknownOp, e.to_string()))?
             }
-            "notify_email" => notify_email = Some(read_text(&mut field, "notify_email").await?),
-            "notify_telegram" => {
-                notify_telegram = Some(read_text(&mut field, "notify_telegram").await?)
+            // Notifications go to the uploader's own contacts (their profile), never to an
+            // address a request names.
+            "notify_email" | "notify_telegram" => {
+                return Err(ApiError::new(
+                    ErrorCode::UnknownField,
+                    format!(
+                        "the {name} field is gone: notifications go to the contacts in your \
+                         profile (PATCH /api/me)"
+                    ),
+                ));
             }
             _ => {
                 // Unknown fields are drained and ignored, like HTML forms expect.
@@ -80,9 +90,11 @@ pub async fn upload(
         ));
     }
 
-    let notify = Notify::parse(notify_email.as_deref(), notify_telegram.as_deref())
-        .map_err(|problem| ApiError::new(ErrorCode::BadNotify, problem))?;
-    let request = ingest::UploadRequest { ops, notify };
+    let request = ingest::UploadRequest {
+        ops,
+        notify: caller.user.notify.clone(),
+        owner: Some(caller.user.as_owner()),
+    };
     let mut accepted = Vec::new();
     let mut rejected = Vec::new();
     for part in parts {
@@ -167,6 +179,7 @@ pub struct ListQuery {
 
 #[get("/api/photos")]
 pub async fn list(
+    _caller: Caller,
     state: web::Data<AppState>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -196,6 +209,7 @@ pub async fn list(
 
 #[get("/api/photos/{id}")]
 pub async fn show(
+    _caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -205,10 +219,12 @@ pub async fn show(
 
 #[delete("/api/photos/{id}")]
 pub async fn remove(
+    caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let photo = load(&state, &path).await?;
+    caller.require_owner_or_admin(&photo)?;
     let backends = &state.backends;
     // Metadata first: from here on nothing points at the objects, whatever happens next.
     backends
@@ -221,6 +237,10 @@ pub async fn remove(
         if let Err(error) = backends.storage.delete(&key).await {
             tracing::error!(%key, error = format!("{error:#}"), "object of a deleted photo left in storage");
         }
+    }
+    if let Err(error) = backends.accounts.revoke_links_of(&photo.id).await {
+        // They lead nowhere already: a link to a photo that is gone answers 404.
+        tracing::warn!(id = %photo.id, "share links of a deleted photo left: {error}");
     }
     backends.announce_deleted(&photo).await;
     Ok(HttpResponse::NoContent().finish())

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::error::ApiError;
 use super::AppState;
-use crate::domain::{Op, Photo, PhotoId, Status};
+use crate::domain::{Op, Owner, Photo, PhotoId, Status};
 
 /// A photo as the API shows it.
 #[derive(Debug, Serialize)]
@@ -25,6 +25,8 @@ pub struct PhotoView {
     pub error: Option<String>,
     pub original_url: String,
     pub variants: BTreeMap<String, VariantView>,
+    /// Who uploaded it; `null` for photos from before accounts.
+    pub owner: Option<Owner>,
 }
 
 #[derive(Debug, Serialize)]
@@ -63,6 +65,7 @@ impl From<Photo> for PhotoView {
             ops: photo.ops,
             error: photo.error,
             variants,
+            owner: photo.owner,
         }
     }
 }

@@ -5,6 +5,7 @@
 //! typed settings.
 
 mod settings;
+mod users;
 
 use std::net::{SocketAddr, TcpListener};
 
@@ -15,6 +16,7 @@ use anyhow::Context;
 use tokio::sync::watch;
 
 pub use self::settings::Settings;
+pub use self::users::manage_users;
 use crate::backends::{BackendSettings, Backends};
 use crate::error_code::ErrorCode;
 use crate::notifier::{self, NotifierSettings};
@@ -42,6 +44,16 @@ impl Application {
         let listener =
             TcpListener::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
         let port = listener.local_addr()?.port();
+        if let Some(admin) = &web_settings.admin {
+            let created = backends
+                .accounts
+                .bootstrap_admin(&admin.email, &admin.password)
+                .await
+                .map_err(|error| anyhow::anyhow!("cannot create the first admin: {error}"))?;
+            if created {
+                tracing::info!(email = %admin.email, "first admin created from GALLERY_ADMIN_EMAIL");
+            }
+        }
         let live = LiveEvents::start(backends.queue.clone(), web_settings.streams);
         let state = web::Data::new(AppState {
             backends,
@@ -49,38 +61,69 @@ impl Application {
             variants: settings.variants.clone(),
             live: live.clone(),
             trust_proxy: web_settings.trust_proxy,
+            static_dir: web_settings.static_dir.clone(),
         });
         let static_dir = web_settings.static_dir.clone();
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(state.clone())
-                .app_data(web::QueryConfig::default().error_handler(|error, _| {
-                    ApiError::new(ErrorCode::BadQuery, error.to_string()).into()
-                }))
-                .wrap(Compress::default())
-                .wrap(
-                    DefaultHeaders::new()
-                        .add(("X-Content-Type-Options", "nosniff"))
-                        .add(("Referrer-Policy", "same-origin"))
-                        .add(("Content-Security-Policy", CONTENT_SECURITY_POLICY)),
-                )
-                .service(routes::health::healthz)
-                .service(routes::health::readyz)
-                .service(routes::config::config)
-                .service(routes::events::events)
-                .service(routes::photos::upload)
-                .service(routes::photos::list)
-                .service(routes::photos::show)
-                .service(routes::photos::remove)
-                .service(routes::images::original)
-                .service(routes::images::variant)
-                .service(actix_files::Files::new("/", &static_dir).index_file("index.html"))
-        })
-        .listen(listener)?
-        // Signals are ours (see `run_until_stopped`): live streams must end before the drain.
-        .disable_signals()
-        .shutdown_timeout(web_settings.shutdown_timeout.as_secs())
-        .run();
+        let server =
+            HttpServer::new(move || {
+                App::new()
+                    .app_data(state.clone())
+                    .app_data(web::QueryConfig::default().error_handler(|error, _| {
+                        ApiError::new(ErrorCode::BadQuery, error.to_string()).into()
+                    }))
+                    .app_data(web::JsonConfig::default().limit(16 * 1024).error_handler(
+                        |error, _| {
+                            ApiError::new(ErrorCode::BadJson, format!("bad JSON body: {error}"))
+                                .into()
+                        },
+                    ))
+                    .wrap(Compress::default())
+                    .wrap(
+                        DefaultHeaders::new()
+                            .add(("X-Content-Type-Options", "nosniff"))
+                            .add(("Referrer-Policy", "same-origin"))
+                            .add(("Content-Security-Policy", CONTENT_SECURITY_POLICY)),
+                    )
+                    .service(routes::health::healthz)
+                    .service(routes::health::readyz)
+                    .service(routes::config::config)
+                    .service(routes::session::setup)
+                    .service(routes::session::log_in)
+                    .service(routes::session::current)
+                    .service(routes::session::log_out)
+                    .service(routes::me::show)
+                    .service(routes::me::update)
+                    .service(routes::tokens::list)
+                    .service(routes::tokens::create)
+                    .service(routes::tokens::revoke)
+                    .service(routes::users::list)
+                    .service(routes::users::invite)
+                    .service(routes::users::update)
+                    .service(routes::users::remove)
+                    .service(routes::users::invite_page)
+                    .service(routes::users::invited)
+                    .service(routes::users::accept)
+                    .service(routes::events::events)
+                    .service(routes::photos::upload)
+                    .service(routes::photos::list)
+                    .service(routes::photos::show)
+                    .service(routes::photos::remove)
+                    .service(routes::images::original)
+                    .service(routes::images::variant)
+                    .service(routes::links::create)
+                    .service(routes::links::list)
+                    .service(routes::links::revoke)
+                    .service(routes::links::page)
+                    .service(routes::links::shown)
+                    .service(routes::links::preview)
+                    .service(routes::links::original)
+                    .service(actix_files::Files::new("/", &static_dir).index_file("index.html"))
+            })
+            .listen(listener)?
+            // Signals are ours (see `run_until_stopped`): live streams must end before the drain.
+            .disable_signals()
+            .shutdown_timeout(web_settings.shutdown_timeout.as_secs())
+            .run();
         Ok(Application { port, server, live })
     }
 

@@ -9,19 +9,20 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
+use crate::accounts::Password;
 use crate::backends::BackendSettings;
 use crate::cache::RedisSettings;
 use crate::cli::{HttpArgs, NotifyChannels, SharedArgs, WorkerTuning};
-use crate::domain::VariantSpec;
+use crate::domain::{Email, VariantSpec};
 use crate::ingest::Limits;
 use crate::notifier::NotifierSettings;
 use crate::queue::QueueSettings;
 use crate::resize;
 use crate::retry::RetryPolicy;
 use crate::routes::events::StreamLimits;
-use crate::routes::WebSettings;
+use crate::routes::{FirstAdmin, WebSettings};
 use crate::storage::S3Settings;
 use crate::worker::WorkerSettings;
 
@@ -111,8 +112,32 @@ impl Settings {
 }
 
 impl WebSettings {
-    pub fn from_args(args: &HttpArgs) -> Self {
-        WebSettings {
+    pub fn from_args(args: &HttpArgs) -> anyhow::Result<Self> {
+        let password = secret(
+            "GALLERY_ADMIN_PASSWORD",
+            &args.admin_password,
+            &args.admin_password_file,
+        )?;
+        let admin = match (&args.admin_email, password) {
+            (Some(email), Some(password)) => Some(FirstAdmin {
+                email: Email::parse(email)
+                    .map_err(|problem| anyhow::anyhow!("GALLERY_ADMIN_EMAIL: {problem}"))?,
+                password: Password::parse(password.expose_secret())
+                    .map_err(|problem| anyhow::anyhow!("GALLERY_ADMIN_PASSWORD: {problem}"))?,
+            }),
+            (Some(_), None) => anyhow::bail!(
+                "GALLERY_ADMIN_EMAIL is set: set GALLERY_ADMIN_PASSWORD (or …_FILE) too"
+            ),
+            (None, Some(_)) => {
+                tracing::warn!(
+                    "GALLERY_ADMIN_PASSWORD is set without GALLERY_ADMIN_EMAIL: no admin is \
+                     created at start"
+                );
+                None
+            }
+            (None, None) => None,
+        };
+        Ok(WebSettings {
             listen: args.listen,
             static_dir: args.static_dir.clone(),
             shutdown_timeout: Duration::from_secs(args.shutdown_timeout_s),
@@ -122,7 +147,8 @@ impl WebSettings {
                 ..StreamLimits::default()
             },
             trust_proxy: args.trust_proxy,
-        }
+            admin,
+        })
     }
 }
 

@@ -107,6 +107,8 @@ async fn no_secret_reaches_the_log_even_at_debug_level() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(accepted, "serve did not become ready:\n{}", running.text());
+    // On the services of `services`, whose admin exists already.
+    let api = crate::helpers::Api::admin(&api.address).await;
     let id = api.upload_ok("told.jpg", jpeg_fixture(64, 48), None).await;
     api.wait_done(&id).await;
     let log = running.stop_after("Telegram send failed").await;

@@ -1,6 +1,7 @@
 //! The project's nginx.conf, run with Debian's nginx on loopback in front of the real
 //! `gallery web`: uploads near and over the limit, the upload rate limit's answer, variants
-//! never cached (a deleted photo is gone at once), unbuffered events.
+//! never cached (a private photo never reaches an anonymous caller, a deleted photo is gone at
+//! once), the page's cookie working through it, unbuffered events.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -162,7 +163,7 @@ async fn uploads_near_the_limit_pass_and_over_it_get_413() {
 }
 
 #[tokio::test]
-async fn variants_pass_through_uncached_and_a_deleted_photo_is_gone_at_once() {
+async fn variants_are_private_uncached_and_a_deleted_photo_is_gone_at_once() {
     let app = spawn_app_with(BackendSet::Services, |_| {}).await;
     let gateway = start_gateway(&app).await;
     let response = upload(&gateway, &app, "passed.jpg", noisy_jpeg_fixture(600, 400)).await;
@@ -179,7 +180,7 @@ async fn variants_pass_through_uncached_and_a_deleted_photo_is_gone_at_once() {
     // The app's own caching headers reach the browser; the gateway adds its security headers once.
     assert_eq!(
         first.headers()["cache-control"],
-        "public, max-age=31536000, immutable"
+        "private, max-age=31536000, immutable"
     );
     assert!(first.headers().get("x-cache-status").is_none());
     assert_eq!(first.headers()["x-frame-options"], "DENY");
@@ -191,9 +192,22 @@ async fn variants_pass_through_uncached_and_a_deleted_photo_is_gone_at_once() {
             .count(),
         1
     );
-    let deleted = app
+    // Just loaded by a logged-in person, the same URL is still refused to anyone else.
+    let anonymous = reqwest::get(&url).await.expect("anonymous get");
+    assert_eq!(anonymous.status(), 401, "served to a caller without access");
+
+    // The page's way: log in through the gateway, delete by cookie from the gateway's origin
+    // (nginx passes the Host with its port, which the app compares with Origin).
+    let gateway_api = crate::helpers::Api::new(&gateway.address);
+    let cookie = gateway_api
+        .log_in(crate::helpers::ADMIN_EMAIL, crate::helpers::ADMIN_PASSWORD)
+        .await
+        .expect("login through nginx");
+    let deleted = gateway_api
         .client
         .delete(format!("{}/api/photos/{id}", gateway.address))
+        .header("cookie", &cookie)
+        .header("origin", &gateway.address)
         .send()
         .await
         .expect("delete");
@@ -206,6 +220,8 @@ async fn variants_pass_through_uncached_and_a_deleted_photo_is_gone_at_once() {
         );
         let after = app.client.get(&url).send().await.expect("get");
         assert_eq!(after.status(), 404, "{variant} served after DELETE");
+        let after = reqwest::get(&url).await.expect("anonymous get");
+        assert_eq!(after.status(), 401, "{variant} served after DELETE");
     }
 }
 

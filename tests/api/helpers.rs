@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use amqprs::channel::{QueueDeclareArguments, QueueDeleteArguments};
 use amqprs::connection::Connection;
+use gallery::accounts::store::EmbeddedAccounts;
+use gallery::accounts::Accounts;
 use gallery::backends::Backends;
 use gallery::cache::{EmbeddedIndex, RedisSettings};
 use gallery::queue::EmbeddedQueue;
@@ -136,7 +138,12 @@ pub fn test_settings() -> Settings {
     settings
 }
 
+/// The first admin every test app is set up with.
+pub const ADMIN_EMAIL: &str = "admin@gallery.test";
+pub const ADMIN_PASSWORD: &str = "admin password 1";
+
 /// An HTTP client for one running gallery: in-process (`TestApp`) or a `gallery serve` child.
+/// Unless made with `Api::new` (anonymous), it sends a person's API token with every request.
 pub struct Api {
     pub address: String,
     pub client: reqwest::Client,
@@ -146,6 +153,7 @@ pub struct TestApp {
     pub set: BackendSet,
     api: Api,
     pub port: u16,
+    web: WebSettings,
     pub settings: Settings,
     pub max_upload_bytes: u64,
     pub backends: Backends,
@@ -162,6 +170,11 @@ pub async fn spawn_app_with(set: BackendSet, configure: impl FnOnce(&mut Setting
     let mut settings = settings_on(set);
     configure(&mut settings);
     build(set, settings, test_web(), true).await
+}
+
+/// A gallery nobody has set up yet: its client is anonymous.
+pub async fn spawn_unset(set: BackendSet) -> TestApp {
+    build_with(set, settings_on(set), test_web(), false, false).await
 }
 
 /// The web role alone: jobs stay in the queue (to inspect them, or for a worker process).
@@ -199,6 +212,9 @@ fn open_embedded(settings: &Settings) -> (Backends, Arc<EmbeddedQueue>) {
         storage: Arc::new(FsStore::in_data_dir(data_dir)),
         index: Arc::new(EmbeddedIndex::open_in(data_dir).expect("embedded index")),
         queue: queue.clone(),
+        accounts: Accounts::new(Arc::new(
+            EmbeddedAccounts::open_in(data_dir).expect("embedded accounts"),
+        )),
     };
     (backends, queue)
 }
@@ -208,6 +224,18 @@ async fn build(
     settings: Settings,
     web: WebSettings,
     with_worker: bool,
+) -> TestApp {
+    // A web started with a headless admin is set up by it.
+    let set_up = web.admin.is_none();
+    build_with(set, settings, web, with_worker, set_up).await
+}
+
+async fn build_with(
+    set: BackendSet,
+    settings: Settings,
+    web: WebSettings,
+    with_worker: bool,
+    set_up: bool,
 ) -> TestApp {
     // Logs go through the test harness, so they show only for failing tests.
     let _ = tracing_subscriber::fmt()
@@ -236,6 +264,12 @@ async fn build(
         .expect("app builds");
     let port = app.port();
     tokio::spawn(app.run_until_stopped());
+    let address = format!("http://127.0.0.1:{port}");
+    let api = if set_up {
+        Api::set_up(&address).await
+    } else {
+        Api::new(&address)
+    };
     let worker_stop = with_worker.then(|| {
         let (stop, stopped) = watch::channel(false);
         tokio::spawn(worker::run(
@@ -248,8 +282,9 @@ async fn build(
     });
     TestApp {
         set,
-        api: Api::new(&format!("http://127.0.0.1:{port}")),
+        api,
         port,
+        web,
         max_upload_bytes: settings.limits.max_upload_bytes,
         settings,
         backends,
@@ -267,16 +302,124 @@ impl std::ops::Deref for TestApp {
 }
 
 impl Api {
+    /// A client without credentials.
     pub fn new(address: &str) -> Api {
+        Self::build(address, reqwest::header::HeaderMap::new())
+    }
+
+    /// A client that sends `Authorization: Bearer TOKEN`.
+    pub fn with_token(address: &str, token: &str) -> Api {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().expect("header"),
+        );
+        Self::build(address, headers)
+    }
+
+    fn build(address: &str, headers: reqwest::header::HeaderMap) -> Api {
         Api {
             address: address.to_owned(),
             // Idle connections are dropped before the server's 5 s keep-alive ends, so a
             // request never goes out on a connection the server is closing at that moment.
             client: reqwest::Client::builder()
                 .pool_idle_timeout(Duration::from_secs(2))
+                .default_headers(headers)
                 .build()
                 .expect("HTTP client"),
         }
+    }
+
+    /// The same gallery, without credentials.
+    pub fn anonymous(&self) -> Api {
+        Api::new(&self.address)
+    }
+
+    /// Creates the first admin of a fresh gallery (`POST /api/setup`) and answers a client
+    /// holding a token of theirs.
+    pub async fn set_up(address: &str) -> Api {
+        let anonymous = Api::new(address);
+        let response = anonymous
+            .client
+            .post(anonymous.url("/api/setup"))
+            .json(&serde_json::json!({"email": ADMIN_EMAIL, "name": "Admin", "password": ADMIN_PASSWORD}))
+            .send()
+            .await
+            .expect("setup request");
+        assert_eq!(response.status(), 201, "first-run setup");
+        let cookie = session_cookie(&response).expect("setup sets the session cookie");
+        anonymous.token_for(&cookie).await
+    }
+
+    /// A client with a new token of the admin that `admin_env` created at start.
+    pub async fn admin(address: &str) -> Api {
+        let anonymous = Api::new(address);
+        let cookie = anonymous
+            .log_in(ADMIN_EMAIL, ADMIN_PASSWORD)
+            .await
+            .unwrap_or_else(|refused| panic!("admin login refused: {}", refused.status()));
+        anonymous.token_for(&cookie).await
+    }
+
+    /// Logs in; answers the session cookie (`gallery_session=…`), or the refusal.
+    pub async fn log_in(&self, email: &str, password: &str) -> Result<String, reqwest::Response> {
+        let response = self
+            .client
+            .post(self.url("/api/session"))
+            .json(&serde_json::json!({"email": email, "password": password}))
+            .send()
+            .await
+            .expect("login request");
+        match session_cookie(&response) {
+            Some(cookie) if response.status() == 200 => Ok(cookie),
+            _ => Err(response),
+        }
+    }
+
+    /// A client with a new API token made through the session `cookie` (on an anonymous
+    /// client: a bearer token would win over the cookie).
+    pub async fn token_for(&self, cookie: &str) -> Api {
+        let response = self
+            .client
+            .post(self.url("/api/tokens"))
+            .header(reqwest::header::COOKIE, cookie)
+            .json(&serde_json::json!({"name": "tests"}))
+            .send()
+            .await
+            .expect("token request");
+        assert_eq!(response.status(), 201, "token creation");
+        let body: Value = response.json().await.expect("json");
+        Api::with_token(&self.address, body["token"].as_str().expect("token"))
+    }
+
+    /// Invites a person with `role` (as this client, an admin), has them accept with a
+    /// password, and answers a client holding a token of theirs, and their user id.
+    pub async fn add_person(&self, email: &str, role: &str) -> (Api, String) {
+        let response = self
+            .client
+            .post(self.url("/api/users"))
+            .json(
+                &serde_json::json!({"email": email, "name": email.split('@').next(), "role": role}),
+            )
+            .send()
+            .await
+            .expect("invite request");
+        assert_eq!(response.status(), 201, "invite of {email}");
+        let body: Value = response.json().await.expect("json");
+        let id = body["user"]["id"].as_str().expect("id").to_owned();
+        let invite = body["invite_url"].as_str().expect("invite url");
+        let token = invite.trim_start_matches("/invite/");
+        let response = self
+            .anonymous()
+            .client
+            .post(self.url(&format!("/api/invites/{token}")))
+            .json(&serde_json::json!({"password": "member password 1"}))
+            .send()
+            .await
+            .expect("accept request");
+        assert_eq!(response.status(), 200, "invite accepted");
+        let cookie = session_cookie(&response).expect("accepting logs in");
+        (self.anonymous().token_for(&cookie).await, id)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -289,7 +432,7 @@ impl Api {
         self.upload_with(&fields, files).await
     }
 
-    /// Uploads files (name, bytes) with form fields (`ops`, `notify_email`, ...).
+    /// Uploads files (name, bytes) with form fields (`ops`, ...).
     pub async fn upload_with(
         &self,
         fields: &[(&str, &str)],
@@ -379,6 +522,22 @@ impl Api {
 }
 
 impl TestApp {
+    /// The web settings this app runs with.
+    pub fn web_settings(&self) -> WebSettings {
+        self.web.clone()
+    }
+
+    /// Another web role on this app's backends (as after a restart, or a second replica);
+    /// answers an anonymous client of it.
+    pub async fn start_another_web(&self, web: WebSettings) -> Api {
+        let app = Application::build(&web, &self.settings, self.backends.clone())
+            .await
+            .expect("app builds");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+        Api::new(&address)
+    }
+
     /// How many messages wait in the job queue (`suffix` "" for the work queue, ".dead" for
     /// the dead letters, ".retry" for delayed retries, ".notify" and ".notify.dead" for the
     /// notifier's events).
@@ -580,6 +739,28 @@ pub fn stored_files(data_dir: &std::path::Path) -> Vec<String> {
     }
     keys.sort();
     keys
+}
+
+/// What makes a `gallery serve` or `web` child create the tests' admin at its first start.
+pub fn admin_env() -> [(&'static str, String); 2] {
+    [
+        ("GALLERY_ADMIN_EMAIL", ADMIN_EMAIL.to_owned()),
+        ("GALLERY_ADMIN_PASSWORD", ADMIN_PASSWORD.to_owned()),
+    ]
+}
+
+/// The `gallery_session=…` pair a response sets, if any.
+pub fn session_cookie(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find(|value| {
+            value.starts_with("gallery_session=") && !value.starts_with("gallery_session=;")
+        })
+        .and_then(|value| value.split(';').next())
+        .map(str::to_owned)
 }
 
 /// Sends a signal (`TERM`, `KILL`, ...) to a child process.

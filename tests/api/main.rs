@@ -9,6 +9,7 @@ compile_error!(
 #[macro_use]
 mod helpers;
 
+mod accounts;
 mod configuration;
 mod deploy;
 mod events;

@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use gallery::domain::Lang;
 use gallery::notifier::channels::Webhook;
-use gallery::notifier::message::Lang;
 use gallery::notifier::{self, NotifierSettings};
 use gallery::queue::{Listener, NOTIFY_LISTENER};
 use gallery::retry::RetryPolicy;
@@ -204,14 +204,24 @@ fn start_notifier(app: &TestApp, config: NotifierSettings) -> watch::Sender<bool
     stop
 }
 
-async fn upload_with_targets(app: &TestApp, ops: &str) -> String {
-    let fields = [
-        ("ops", ops),
-        ("notify_email", "ana@example.com"),
-        ("notify_telegram", "4242"),
-    ];
+/// Gives the uploader (the test's admin) contacts and a language in their profile, then
+/// uploads a photo with `ops`.
+async fn upload_with_targets(app: &TestApp, ops: &str, lang: &str) -> String {
+    let profile = serde_json::json!({
+        "notify_email": "ana@example.com",
+        "notify_telegram": "4242",
+        "lang": lang,
+    });
     let response = app
-        .upload_with(&fields, &[("perfil.jpg", jpeg_fixture(400, 300))])
+        .client
+        .patch(app.url("/api/me"))
+        .json(&profile)
+        .send()
+        .await
+        .expect("profile");
+    assert_eq!(response.status(), 200);
+    let response = app
+        .upload_with(&[("ops", ops)], &[("perfil.jpg", jpeg_fixture(400, 300))])
         .await;
     assert_eq!(response.status(), 202);
     let body: Value = response.json().await.expect("json");
@@ -237,10 +247,13 @@ async fn a_finished_photo_is_announced_by_mail_telegram_and_signed_webhook(set: 
         &app,
         config(Some(&smtp), Some(&telegram), Some(&webhook), Lang::En),
     );
-    let id = upload_with_targets(&app, "rotate90,grayscale").await;
+    // The uploader reads Portuguese; the operator (the webhook) English.
+    let id = upload_with_targets(&app, "rotate90,grayscale", "pt-BR").await;
     assert_eq!(app.wait_done(&id).await["status"], "done");
     let expected = "perfil.jpg was rotated 90° and converted to black and white. \
                     Resized versions (thumbnail and preview) are ready.";
+    let theirs = "O arquivo perfil.jpg foi rotacionado 90° e transformado em preto e branco. \
+                  As versões redimensionadas (miniatura e prévia) estão prontas.";
 
     let mails = eventually("the e-mail", || {
         Some(smtp.mails()).filter(|m| !m.is_empty())
@@ -250,8 +263,8 @@ async fn a_finished_photo_is_announced_by_mail_telegram_and_signed_webhook(set: 
         mails,
         vec![(
             "ana@example.com".to_owned(),
-            "Photo ready: perfil.jpg".to_owned(),
-            expected.to_owned()
+            "Foto pronta: perfil.jpg".to_owned(),
+            theirs.to_owned()
         )]
     );
 
@@ -262,10 +275,7 @@ async fn a_finished_photo_is_announced_by_mail_telegram_and_signed_webhook(set: 
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].path, "/botTOKEN123/sendMessage");
     let body: Value = serde_json::from_slice(&sent[0].body).expect("json");
-    assert_eq!(
-        body,
-        serde_json::json!({"chat_id": "4242", "text": expected})
-    );
+    assert_eq!(body, serde_json::json!({"chat_id": "4242", "text": theirs}));
 
     let hooks = eventually("the webhook", || {
         Some(webhook.received()).filter(|r| !r.is_empty())
@@ -302,7 +312,7 @@ async fn events_wait_for_a_notifier_that_is_down_and_failing_receivers_get_one_m
         .await
         .expect("subscribe");
     drop(subscription);
-    let id = upload_with_targets(&app, "rotate180").await;
+    let id = upload_with_targets(&app, "rotate180", "en").await;
     assert_eq!(app.wait_done(&id).await["status"], "done");
     let webhook = Recorder::start(2).await;
     let telegram = Recorder::start(0).await;
@@ -338,7 +348,7 @@ async fn an_event_whose_receiver_keeps_failing_is_dead_lettered(set: BackendSet)
     let app = spawn_app(set).await;
     let webhook = Recorder::start(usize::MAX).await;
     let _stop = start_notifier(&app, config(None, None, Some(&webhook), Lang::En));
-    let id = upload_with_targets(&app, "grayscale").await;
+    let id = upload_with_targets(&app, "grayscale", "en").await;
     assert_eq!(app.wait_done(&id).await["status"], "done");
     for _ in 0..200 {
         if app.queue_depth(".notify.dead").await == 1 {
@@ -369,7 +379,7 @@ async fn a_refusal_is_not_retried(set: BackendSet) {
     let app = spawn_app(set).await;
     let refusing = Recorder::start_refusing(usize::MAX, Some(403)).await;
     let _stop = start_notifier(&app, config(None, None, Some(&refusing), Lang::En));
-    let id = upload_with_targets(&app, "").await;
+    let id = upload_with_targets(&app, "", "en").await;
     assert_eq!(app.wait_done(&id).await["status"], "done");
     for _ in 0..200 {
         if app.queue_depth(".notify.dead").await == 1 {

@@ -87,7 +87,7 @@ async fn a_photo_shows_every_field_and_serves_its_images_with_caching_headers(se
     assert_eq!(headers["content-type"], "image/jpeg");
     assert_eq!(
         headers["cache-control"],
-        "public, max-age=31536000, immutable"
+        "private, max-age=31536000, immutable"
     );
     let etag = headers["etag"].to_str().expect("etag").to_owned();
     let revalidated = app

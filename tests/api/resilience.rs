@@ -127,6 +127,7 @@ async fn a_job_that_keeps_failing_is_retried_then_failed_and_dead_lettered(set: 
         deliveries: 0,
         variants: Default::default(),
         notify: Default::default(),
+        owner: None,
     };
     app.backends.index.insert(&photo).await.expect("insert");
     app.backends

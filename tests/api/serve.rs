@@ -11,8 +11,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::helpers::{
-    jpeg_fixture, signal, spawn_web_only_with, stored_files, temp_data_dir, wait_exit, Api,
-    BackendSet, Logged,
+    admin_env, jpeg_fixture, signal, spawn_web_only_with, stored_files, temp_data_dir, wait_exit,
+    Api, BackendSet, Logged,
 };
 
 /// A `gallery serve` child process and the address it answers on.
@@ -35,7 +35,8 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Starts `gallery serve` with nothing configured but `env`, and waits until it answers.
+/// Starts `gallery serve` with nothing configured but `env` (and the tests' admin, created
+/// at its first start), waits until it answers, and logs in as that admin.
 pub async fn serve(data_dir: &Path, env: &[(&str, String)]) -> Served {
     let port = free_port();
     let mut command = Command::new(env!("CARGO_BIN_EXE_gallery"));
@@ -52,9 +53,10 @@ pub async fn serve(data_dir: &Path, env: &[(&str, String)]) -> Served {
     }
     let child = command
         .envs(env.iter().map(|(k, v)| (k, v)))
+        .envs(admin_env())
         .spawn()
         .expect("start gallery serve");
-    let served = Served {
+    let mut served = Served {
         child,
         api: Api::new(&format!("http://127.0.0.1:{port}")),
     };
@@ -67,6 +69,7 @@ pub async fn serve(data_dir: &Path, env: &[(&str, String)]) -> Served {
             .await
         {
             if response.status() == 200 {
+                served.api = Api::admin(&served.api.address).await;
                 return served;
             }
         }
@@ -270,8 +273,14 @@ async fn serve_does_not_crash_loop_on_a_photo_that_kills_it() {
     let listen = format!("--listen=127.0.0.1:{port}");
     let dir = format!("--data-dir={}", data_dir.display());
     let args = ["serve", listen.as_str(), dir.as_str()];
-    let slow = [("GALLERY_JOB_DELAY_MS", "60000".to_owned())];
-    let api = Api::new(&format!("http://127.0.0.1:{port}"));
+    let [email, password] = admin_env();
+    let slow = [
+        ("GALLERY_JOB_DELAY_MS", "60000".to_owned()),
+        email.clone(),
+        password.clone(),
+    ];
+    let address = format!("http://127.0.0.1:{port}");
+    let mut api = Api::new(&address);
     let mut id = None;
     for delivery in 1..=3 {
         let doomed = Logged::start("info", &args, &slow);
@@ -281,6 +290,7 @@ async fn serve_does_not_crash_loop_on_a_photo_that_kills_it() {
             doomed.text()
         );
         if id.is_none() {
+            api = Api::admin(&address).await;
             id = Some(
                 api.upload_ok("poison.jpg", jpeg_fixture(640, 480), None)
                     .await,
