@@ -1,26 +1,86 @@
-// The page's words in English and Brazilian Portuguese. `t(key, values)` fills {name} slots.
+// The words of the gallery page and the share page in English and Brazilian Portuguese.
+// `t(key, values)` fills {name} slots; callers set the result as text, never as HTML.
 const messages = {
   en: {
     title: 'Gallery', language: 'Language', upload: 'Upload photos',
     drop: 'Drop photos here or choose files', hint: 'JPEG, PNG or WebP, up to {size} each',
     operations: 'Operations', noRotation: 'No rotation', rotate90: 'Rotate 90°', rotate180: 'Rotate 180°',
-    rotate270: 'Rotate 270°', grayscale: 'Black and white', notify: 'Tell me when it is done (optional)',
+    rotate270: 'Rotate 270°', grayscale: 'Black and white',
+    notifyHint: 'When your photos are done, you are told at the contacts in your profile.',
     email: 'E-mail', telegram: 'Telegram chat id', gallery: 'Photos', empty: 'No photos yet.',
     download: 'Download original', delete: 'Delete', close: 'Close', confirmDelete: 'Delete {name}?',
     queued: 'queued', processing: 'processing', done: 'done', failed: 'failed', uploading: 'uploading',
     badType: '{name}: not a JPEG, PNG or WebP photo', tooBig: '{name}: larger than {size}',
     uploadFailed: '{name}: {error}', networkError: 'network error', open: 'Open {name}',
+    // logging in, first run, invites
+    login: 'Log in', password: 'Password', name: 'Name', passwordHint: 'At least 10 characters.',
+    setupTitle: 'Create the first account',
+    setupHint: 'Nobody has an account yet. This first account runs the gallery and invites the others.',
+    createAccount: 'Create account', inviteTitle: 'Welcome',
+    inviteWho: '{name}, you are invited to this gallery as {email}. Choose a password to come in.',
+    acceptInvite: 'Set password and enter',
+    inviteGone: 'This invite link no longer works: it was used already, it expired, or it never existed. Ask for a new one, or log in.',
+    sessionEnded: 'Your session has ended. Please log in again.',
+    // the account menu
+    profile: 'Profile', changePassword: 'Change password', apiTokens: 'API tokens', people: 'People',
+    logout: 'Log out', notifyTitle: 'Tell me when my uploads are done', save: 'Save', saved: 'Saved.',
+    currentPassword: 'Current password', newPassword: 'New password',
+    passwordChanged: 'Password changed. Your other sessions were logged out.',
+    tokensHint: 'For scripts: send a token as "Authorization: Bearer TOKEN".',
+    tokenName: 'Token name', createToken: 'Create token', noTokens: 'No tokens yet.',
+    tokenOnce: 'Copy this token now: it is not shown again.',
+    tokenDates: 'created {created}, {used}', tokenUsed: 'last used {date}', tokenNeverUsed: 'never used',
+    confirmDeleteToken: 'Delete the token {name}? Scripts using it stop working.',
+    invitePerson: 'Invite a person', role: 'Role', admin: 'Administrator', member: 'Member', invite: 'Invite',
+    pending: 'invite pending', you: '(you)', remove: 'Remove',
+    confirmRemove: 'Remove {name}? Their photos stay in the gallery and become yours.',
+    inviteOnce: 'Send this link to {name}. It works once, until {date}, and is not shown again.',
+    // sharing
+    owner: 'By {name}', share: 'Share', expiresIn: 'Link valid for', oneDay: '1 day', sevenDays: '7 days',
+    thirtyDays: '30 days', createLink: 'Create link', shareUrl: 'Share link',
+    shareUntil: 'Anyone with this link can see and download the photo until {date}.',
+    loading: 'Loading…', linkGone: 'This link has expired or does not exist.',
+    previewPending: 'The preview is not ready yet; the original can be downloaded.',
+    sharedUntil: 'Shared until {date}.',
   },
   'pt-BR': {
     title: 'Galeria', language: 'Idioma', upload: 'Enviar fotos',
     drop: 'Solte as fotos aqui ou escolha os arquivos', hint: 'JPEG, PNG ou WebP, até {size} cada',
     operations: 'Operações', noRotation: 'Sem rotação', rotate90: 'Girar 90°', rotate180: 'Girar 180°',
-    rotate270: 'Girar 270°', grayscale: 'Preto e branco', notify: 'Avise-me quando terminar (opcional)',
+    rotate270: 'Girar 270°', grayscale: 'Preto e branco',
+    notifyHint: 'Quando suas fotos ficarem prontas, você é avisado nos contatos do seu perfil.',
     email: 'E-mail', telegram: 'ID do chat no Telegram', gallery: 'Fotos', empty: 'Nenhuma foto ainda.',
     download: 'Baixar original', delete: 'Excluir', close: 'Fechar', confirmDelete: 'Excluir {name}?',
     queued: 'na fila', processing: 'processando', done: 'pronta', failed: 'falhou', uploading: 'enviando',
     badType: '{name}: não é uma foto JPEG, PNG ou WebP', tooBig: '{name}: maior que {size}',
     uploadFailed: '{name}: {error}', networkError: 'erro de rede', open: 'Abrir {name}',
+    login: 'Entrar', password: 'Senha', name: 'Nome', passwordHint: 'Pelo menos 10 caracteres.',
+    setupTitle: 'Crie a primeira conta',
+    setupHint: 'Ninguém tem conta ainda. Esta primeira conta administra a galeria e convida as outras pessoas.',
+    createAccount: 'Criar conta', inviteTitle: 'Boas-vindas',
+    inviteWho: '{name}, você foi convidado para esta galeria como {email}. Escolha uma senha para entrar.',
+    acceptInvite: 'Definir senha e entrar',
+    inviteGone: 'Este link de convite não funciona mais: já foi usado, expirou ou nunca existiu. Peça um novo ou entre.',
+    sessionEnded: 'Sua sessão terminou. Entre novamente.',
+    profile: 'Perfil', changePassword: 'Alterar senha', apiTokens: 'Tokens de API', people: 'Pessoas',
+    logout: 'Sair', notifyTitle: 'Avise-me quando meus envios terminarem', save: 'Salvar', saved: 'Salvo.',
+    currentPassword: 'Senha atual', newPassword: 'Nova senha',
+    passwordChanged: 'Senha alterada. Suas outras sessões foram encerradas.',
+    tokensHint: 'Para scripts: envie o token como "Authorization: Bearer TOKEN".',
+    tokenName: 'Nome do token', createToken: 'Criar token', noTokens: 'Nenhum token ainda.',
+    tokenOnce: 'Copie este token agora: ele não será mostrado de novo.',
+    tokenDates: 'criado em {created}, {used}', tokenUsed: 'último uso em {date}', tokenNeverUsed: 'nunca usado',
+    confirmDeleteToken: 'Excluir o token {name}? Os scripts que o usam param de funcionar.',
+    invitePerson: 'Convidar uma pessoa', role: 'Papel', admin: 'Administrador', member: 'Membro', invite: 'Convidar',
+    pending: 'convite pendente', you: '(você)', remove: 'Remover',
+    confirmRemove: 'Remover {name}? As fotos dessa pessoa continuam na galeria e passam a ser suas.',
+    inviteOnce: 'Envie este link para {name}. Ele funciona uma vez, até {date}, e não será mostrado de novo.',
+    owner: 'Por {name}', share: 'Compartilhar', expiresIn: 'Link válido por', oneDay: '1 dia', sevenDays: '7 dias',
+    thirtyDays: '30 dias', createLink: 'Criar link', shareUrl: 'Link de compartilhamento',
+    shareUntil: 'Qualquer pessoa com este link pode ver e baixar a foto até {date}.',
+    loading: 'Carregando…', linkGone: 'Este link expirou ou não existe.',
+    previewPending: 'A prévia ainda não está pronta; o original pode ser baixado.',
+    sharedUntil: 'Compartilhada até {date}.',
   },
 };
 
@@ -39,6 +99,12 @@ export function setLanguage(next) {
 export function t(key, values = {}) {
   const text = messages[lang][key] ?? messages.en[key] ?? key;
   return text.replace(/\{(\w+)\}/g, (_, name) => String(values[name] ?? ''));
+}
+
+/// A date and time from the API (RFC 3339) as the reader's language writes it.
+export function formatDate(value) {
+  const date = new Date(value);
+  return Number.isNaN(date.getTime()) ? String(value) : date.toLocaleString(lang);
 }
 
 /// Fills every element marked data-i18n with its text (as text, never as HTML).
