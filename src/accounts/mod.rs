@@ -11,6 +11,7 @@ mod password;
 mod secret;
 pub mod store;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,8 +21,9 @@ use serde::{Deserialize, Serialize};
 
 pub use self::password::{Hasher, Password};
 use self::store::{AccountStore, Table};
-use crate::cache::PhotoIndex;
-use crate::domain::{clean_name, Email, Notify, Owner, PhotoId, RecordId, Role, User, UserId};
+use crate::domain::{
+    clean_name, Email, Notify, Owner, Photo, PhotoId, RecordId, Role, User, UserId,
+};
 use crate::error_code::ErrorCode;
 
 /// Sessions end after this long without a request.
@@ -59,6 +61,8 @@ pub enum AccountError {
         field: &'static str,
         problem: String,
     },
+    #[error("you cannot remove yourself; another admin can")]
+    RemovingSelf,
     #[error("this invite link is unknown, used or expired: ask for a new one")]
     InviteNotFound,
     #[error("this share link is unknown, revoked or expired")]
@@ -82,6 +86,7 @@ impl AccountError {
             AccountError::AlreadySetUp => ErrorCode::AlreadySetUp,
             AccountError::EmailTaken(_) => ErrorCode::EmailTaken,
             AccountError::LastAdmin => ErrorCode::LastAdmin,
+            AccountError::RemovingSelf => ErrorCode::Forbidden,
             AccountError::WeakPassword(_) => ErrorCode::WeakPassword,
             AccountError::Invalid { .. } => ErrorCode::BadField,
             AccountError::InviteNotFound => ErrorCode::InviteNotFound,
@@ -373,7 +378,6 @@ impl Accounts {
     /// An admin changes someone's role or name.
     pub async fn update_user(
         &self,
-        index: &dyn PhotoIndex,
         id: &UserId,
         role: Option<Role>,
         name: Option<String>,
@@ -385,24 +389,15 @@ impl Accounts {
         if role == Some(Role::Member) && user.is_admin() && self.other_admins(id).await? == 0 {
             return Err(AccountError::LastAdmin);
         }
-        let renamed = name.as_ref().is_some_and(|name| name != &user.name);
         user.role = role.unwrap_or(user.role);
         user.name = name.unwrap_or(user.name);
         self.save_user(&user).await?;
-        if renamed {
-            reassign_photos(index, &user.id, &user.as_owner()).await?;
-        }
         Ok(user)
     }
 
     /// Removes a person: their sessions and tokens stop working, and their photos become
     /// `successor`'s.
-    pub async fn remove_user(
-        &self,
-        index: &dyn PhotoIndex,
-        id: &UserId,
-        successor: &User,
-    ) -> Result<(), AccountError> {
+    pub async fn remove_user(&self, id: &UserId, successor: &User) -> Result<(), AccountError> {
         let user = self
             .user(id)
             .await?
@@ -410,6 +405,14 @@ impl Accounts {
         if user.is_admin() && self.other_admins(id).await? == 0 {
             return Err(AccountError::LastAdmin);
         }
+        if &successor.id == id {
+            // Their photos would go to nobody.
+            return Err(AccountError::RemovingSelf);
+        }
+        // Their photos keep naming them; from now on that name leads to the successor.
+        let handover = (id.clone(), successor.id.clone());
+        self.write(Table::Successors, id.as_str(), &handover, None)
+            .await?;
         // The record first: from here on no session or token of theirs authenticates.
         self.store
             .remove(Table::Users, id.as_str())
@@ -421,25 +424,18 @@ impl Accounts {
                 let _ = self.store.remove(Table::Tokens, &token.digest).await;
             }
         }
-        reassign_photos(index, id, &successor.as_owner()).await
+        Ok(())
     }
 
     /// A person changes their own profile.
     pub async fn update_profile(
         &self,
-        index: &dyn PhotoIndex,
         mut user: User,
         change: ProfileChange,
     ) -> Result<User, AccountError> {
-        let renamed = match change.name {
-            Some(name) => {
-                let name = parse_name(&name)?;
-                let renamed = name != user.name;
-                user.name = name;
-                renamed
-            }
-            None => false,
-        };
+        if let Some(name) = change.name {
+            user.name = parse_name(&name)?;
+        }
         if let Some(email) = change.notify_email {
             user.notify.email = Notify::parse_email(&email).map_err(invalid("notify_email"))?;
         }
@@ -451,9 +447,6 @@ impl Accounts {
             user.notify.lang = lang.parse().map_err(invalid("lang"))?;
         }
         self.save_user(&user).await?;
-        if renamed {
-            reassign_photos(index, &user.id, &user.as_owner()).await?;
-        }
         Ok(user)
     }
 
@@ -827,32 +820,58 @@ impl Accounts {
     }
 }
 
-/// Gives every photo owned by `from` the owner `to` (a removed person's successor, or the
-/// same person under a new name). Walks the whole index: people are removed or renamed
-/// rarely, and photos are listed far more often than that, so the name lives in each photo.
-pub async fn reassign_photos(
-    index: &dyn PhotoIndex,
-    from: &UserId,
-    to: &Owner,
-) -> Result<(), AccountError> {
-    let mut cursor = None;
-    loop {
-        let page = index
-            .list(100, cursor.as_ref())
-            .await
-            .map_err(failed("updating the photos' owner"))?;
-        for mut photo in page.photos {
-            if photo.owner.as_ref().is_some_and(|owner| &owner.id == from) {
-                photo.owner = Some(to.clone());
-                index
-                    .update(&photo)
-                    .await
-                    .map_err(failed("updating the photos' owner"))?;
+/// Who owns photos now: each photo records its uploader as they were at upload; this says
+/// what that owner is called today, or, for a person since removed, who took their photos
+/// over. Read once per listing, so renaming or removing a person touches no photo record (and
+/// never races a worker writing one).
+pub struct Owners {
+    names: HashMap<UserId, String>,
+    successors: HashMap<UserId, UserId>,
+}
+
+impl Owners {
+    /// The photo's owner as of now.
+    pub fn resolve(&self, recorded: &Owner) -> Owner {
+        let mut id = &recorded.id;
+        // A chain of removals is short; the bound guards against a cycle in a corrupt store.
+        for _ in 0..16 {
+            if let Some(name) = self.names.get(id) {
+                return Owner {
+                    id: id.clone(),
+                    name: name.clone(),
+                };
+            }
+            match self.successors.get(id) {
+                Some(next) => id = next,
+                None => break,
             }
         }
-        match page.next_cursor {
-            Some(next) => cursor = Some(next),
-            None => return Ok(()),
+        recorded.clone()
+    }
+
+    /// Sets every photo's owner to who owns it now.
+    pub fn apply(&self, photos: &mut [Photo]) {
+        for photo in photos {
+            if let Some(owner) = &photo.owner {
+                photo.owner = Some(self.resolve(owner));
+            }
         }
+    }
+}
+
+impl Accounts {
+    pub async fn owners(&self) -> Result<Owners, AccountError> {
+        let names = self
+            .users()
+            .await?
+            .into_iter()
+            .map(|user| (user.id, user.name))
+            .collect();
+        let successors = self
+            .all::<(UserId, UserId)>(Table::Successors)
+            .await?
+            .into_iter()
+            .collect();
+        Ok(Owners { names, successors })
     }
 }

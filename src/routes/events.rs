@@ -22,6 +22,7 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::view::PhotoView;
 use super::{client_address, AppState};
+use crate::accounts::Accounts;
 use crate::domain::Event;
 use crate::error_code::ErrorCode;
 use crate::queue::{JobQueue, Listener};
@@ -126,7 +127,7 @@ pub struct LiveEvents {
 
 impl LiveEvents {
     /// Subscribes to the bus in the background, resubscribing whenever the connection drops.
-    pub fn start(queue: Arc<dyn JobQueue>, limits: StreamLimits) -> Self {
+    pub fn start(queue: Arc<dyn JobQueue>, accounts: Accounts, limits: StreamLimits) -> Self {
         let (sender, _) = broadcast::channel(256);
         let closing = CancellationToken::new();
         let feed = sender.clone();
@@ -141,8 +142,14 @@ impl LiveEvents {
                     return;
                 };
                 while let Some(delivery) = subscription.next().await {
+                    let mut event = delivery.event;
+                    // Pages show who owns a photo now (renamed, or taken over); when that
+                    // cannot be read, who uploaded it.
+                    if let Ok(owners) = accounts.owners().await {
+                        owners.apply(std::slice::from_mut(&mut event.photo));
+                    }
                     // No receivers is fine: nobody has the page open.
-                    let _ = feed.send(frame(&delivery.event));
+                    let _ = feed.send(frame(&event));
                 }
                 tracing::warn!("live event subscription ended; resubscribing");
             }

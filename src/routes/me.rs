@@ -51,9 +51,7 @@ pub async fn update(
         let current = form.current_password.as_deref().unwrap_or_default();
         accounts.verify_password(&caller.user, current).await?;
     }
-    let user = accounts
-        .update_profile(state.backends.index.as_ref(), caller.user, change)
-        .await?;
+    let user = accounts.update_profile(caller.user, change).await?;
     let Some(password) = &new_password else {
         return Ok(HttpResponse::Ok().json(user_view(&user)));
     };

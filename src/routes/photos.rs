@@ -203,7 +203,9 @@ pub async fn list(
         .list(limit, cursor.as_ref())
         .await
         .map_err(|e| ApiError::unavailable("listing photos", &e))?;
-    let photos: Vec<PhotoView> = page.photos.into_iter().map(PhotoView::from).collect();
+    let mut photos = page.photos;
+    state.backends.accounts.owners().await?.apply(&mut photos);
+    let photos: Vec<PhotoView> = photos.into_iter().map(PhotoView::from).collect();
     Ok(HttpResponse::Ok().json(json!({"photos": photos, "next_cursor": page.next_cursor})))
 }
 

@@ -81,11 +81,7 @@ pub async fn update(
     let id = user_id(&path)?;
     let role = form.role.as_deref().map(parse_role).transpose()?;
     let name = form.name.as_deref().map(accounts::parse_name).transpose()?;
-    let backends = &state.backends;
-    let user = backends
-        .accounts
-        .update_user(backends.index.as_ref(), &id, role, name)
-        .await?;
+    let user = state.backends.accounts.update_user(&id, role, name).await?;
     Ok(HttpResponse::Ok().json(user_view(&user)))
 }
 
@@ -97,10 +93,10 @@ pub async fn remove(
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
     let id = user_id(&path)?;
-    let backends = &state.backends;
-    backends
+    state
+        .backends
         .accounts
-        .remove_user(backends.index.as_ref(), &id, &caller.user)
+        .remove_user(&id, &caller.user)
         .await?;
     tracing::info!(user = %id, by = %caller.user.id, "person removed");
     Ok(HttpResponse::NoContent().finish())

@@ -79,15 +79,22 @@ pub fn variant_url(id: &PhotoId, name: &str) -> String {
     format!("/api/photos/{id}/variants/{name}")
 }
 
-/// The photo with this id, or 404 for an unknown or malformed id.
+/// The photo with this id, its owner as of now; 404 for an unknown or malformed id.
 pub async fn load(state: &AppState, id: &str) -> Result<Photo, ApiError> {
     let not_found = || ApiError::not_found(format!("no photo with id '{id}'"));
     let id = PhotoId::parse(id).map_err(|_| not_found())?;
-    state
+    let mut photo = state
         .backends
         .index
         .get(&id)
         .await
         .map_err(|e| ApiError::unavailable("reading the photo", &e))?
-        .ok_or_else(not_found)
+        .ok_or_else(not_found)?;
+    state
+        .backends
+        .accounts
+        .owners()
+        .await?
+        .apply(std::slice::from_mut(&mut photo));
+    Ok(photo)
 }

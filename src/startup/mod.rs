@@ -54,7 +54,11 @@ impl Application {
                 tracing::info!(email = %admin.email, "first admin created from GALLERY_ADMIN_EMAIL");
             }
         }
-        let live = LiveEvents::start(backends.queue.clone(), web_settings.streams);
+        let live = LiveEvents::start(
+            backends.queue.clone(),
+            backends.accounts.clone(),
+            web_settings.streams,
+        );
         let state = web::Data::new(AppState {
             backends,
             limits: settings.limits.clone(),

@@ -10,7 +10,7 @@ use crate::cli::UserAction;
 use crate::domain::{Role, User};
 
 pub async fn manage_users(settings: &BackendSettings, action: UserAction) -> anyhow::Result<()> {
-    let (index, accounts) = Backends::connect_index(settings).await?;
+    let (_, accounts) = Backends::connect_index(settings).await?;
     match action {
         UserAction::Add { email, name, admin } => {
             let email = accounts::parse_email(&email)?;
@@ -46,9 +46,7 @@ pub async fn manage_users(settings: &BackendSettings, action: UserAction) -> any
                 .into_iter()
                 .find(|other| other.is_admin() && !other.is_pending() && other.id != user.id)
                 .ok_or_else(|| anyhow::anyhow!("{email} is the only admin: add another first"))?;
-            accounts
-                .remove_user(index.as_ref(), &user.id, &successor)
-                .await?;
+            accounts.remove_user(&user.id, &successor).await?;
             println!(
                 "removed {email}; their photos are now {}'s",
                 successor.email

@@ -617,6 +617,14 @@ async fn admins_manage_people_and_invites_work_once(set: BackendSet) {
         .await
         .expect("patch");
     assert_eq!(promote.status(), 200);
+    // With another admin, the first may go, but not by their own hand.
+    let remove = app
+        .client
+        .delete(app.url(&format!("/api/users/{admin_id}")))
+        .send()
+        .await
+        .expect("delete");
+    assert_refused(remove, 403, "forbidden").await;
 
     // Removing a person: their photos stay, the remover's now; their token dies.
     let anas = ana.upload_ok("ana.jpg", jpeg_fixture(32, 32), None).await;

@@ -31,12 +31,14 @@ pub enum Table {
     Links,
     /// Failed logins per account and per client address, counted over a window.
     Attempts,
+    /// Removed person's `UserId` → (it, the `UserId` who took over their photos).
+    Successors,
     /// Facts about the gallery itself ("set up").
     Meta,
 }
 
 impl Table {
-    pub const ALL: [Table; 8] = [
+    pub const ALL: [Table; 9] = [
         Table::Users,
         Table::Emails,
         Table::Sessions,
@@ -44,6 +46,7 @@ impl Table {
         Table::Invites,
         Table::Links,
         Table::Attempts,
+        Table::Successors,
         Table::Meta,
     ];
 
@@ -56,6 +59,7 @@ impl Table {
             Table::Invites => "invites",
             Table::Links => "links",
             Table::Attempts => "attempts",
+            Table::Successors => "successors",
             Table::Meta => "meta",
         }
     }

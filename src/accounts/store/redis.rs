@@ -40,7 +40,10 @@ fn expiration(ttl: Option<Duration>) -> Option<Expiration> {
 
 /// Tables whose keys are listed; the others are reached by key only.
 fn listed(table: Table) -> bool {
-    matches!(table, Table::Users | Table::Tokens | Table::Links)
+    matches!(
+        table,
+        Table::Users | Table::Tokens | Table::Links | Table::Successors
+    )
 }
 
 #[async_trait]
