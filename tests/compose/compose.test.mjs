@@ -3,6 +3,9 @@
 // runs there unmodified, under a unique project name, publishing a free port. Then everything is
 // checked through that port and from inside the containers; the stack, its volumes and its image
 // are removed at the end whatever happened.
+// The gallery starts without an account, as a new user's does: the suite makes the first one
+// through the published port (POST /api/setup, as the page's first-run form does), then an API
+// token, and sends that token with every API call of its own (`api()`); the browser logs in.
 //
 // Needs Docker and Compose v2: `../shared/docker/setup.sh` (run here first, as root; idempotent)
 // installs them and the local stand-ins for the third-party images. Talks only to loopback and
@@ -11,13 +14,13 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import {
-  chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync,
+  chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync,
 } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -166,6 +169,47 @@ async function upAndHealthy(label, extraEnv = {}) {
 
 // ---- the gallery's API through the published port ----
 
+// The suite's own account, made the way a new user makes it (the first-run POST /api/setup),
+// with fresh random values each run. The password is never printed.
+const admin = { email: `admin-${id}@example.com`, name: 'Compose Admin', password: randomBytes(18).toString('base64url') };
+let token; // the API token (`Authorization: Bearer`) every call of the suite's own carries
+let session; // `gallery_session=…` as a Cookie header value, set by POST /api/setup
+
+/// `fetch` through the published port, authenticated `as` the suite's token (the default), its
+/// session cookie (as the page sends it), or anonymous. `json` is sent as a JSON body (POST
+/// unless `method` says otherwise).
+function api(path, { as = 'token', json, headers = {}, ...init } = {}) {
+  const credentials = {
+    token: token && { authorization: `Bearer ${token}` },
+    session: session && { cookie: session },
+    anonymous: {},
+  }[as];
+  assert.ok(credentials, `the suite has no ${as} credentials (yet)`);
+  const body = json === undefined ? init.body : JSON.stringify(json);
+  const type = json === undefined ? {} : { 'content-type': 'application/json' };
+  const method = init.method ?? (json === undefined ? 'GET' : 'POST');
+  return fetch(`${base}${path}`, { ...init, method, body, headers: { ...credentials, ...type, ...headers } });
+}
+
+/// The `gallery_session` cookie a response sets, as a Cookie header value.
+function sessionCookie(response) {
+  const cookies = response.headers.getSetCookie();
+  const line = cookies.find((c) => c.startsWith('gallery_session='));
+  assert.ok(line, `a gallery_session cookie is set (Set-Cookie: ${cookies.map((c) => c.split('=')[0])})`);
+  const attributes = line.split(';').slice(1).map((a) => a.trim().toLowerCase());
+  assert.ok(attributes.includes('httponly'), 'the session cookie is HttpOnly');
+  assert.ok(attributes.includes('samesite=lax'), 'the session cookie is SameSite=Lax');
+  assert.ok(attributes.includes('path=/'), 'the session cookie is for every path');
+  assert.ok(!attributes.includes('secure'), 'plain http through the gateway: not Secure');
+  return line.split(';')[0];
+}
+
+/// Status and error code of a refusal (the API's JSON error shape).
+async function refusal(response) {
+  const body = await response.json().catch(() => null);
+  return [response.status, body?.code];
+}
+
 function jpegInfo(bytes) {
   // Start-of-frame: FFC0..FFCF except C4 (DHT), C8 (JPG), CC (DAC).
   let i = 2;
@@ -185,13 +229,13 @@ let rateLimited = 0; // 429s the gateway answered to this suite's own uploads
 
 /// One file through the published port, as a polite client: on 429 it waits Retry-After and tries
 /// again. Returns the final status (a network error as a string) and body.
-async function upload(path, name, ops) {
+async function upload(path, name, ops, as = 'token') {
   for (;;) {
     const form = new FormData();
     if (ops) form.append('ops', ops);
     form.append('file', new Blob([readFileSync(path)], { type: 'image/jpeg' }), name);
     try {
-      const response = await fetch(`${base}/api/photos`, { method: 'POST', body: form });
+      const response = await api('/api/photos', { as, method: 'POST', body: form });
       const body = await response.json().catch(() => null);
       if (response.status === 429) {
         assert.equal(body?.code, 'rate_limited');
@@ -208,13 +252,13 @@ async function upload(path, name, ops) {
 }
 
 async function photo(photoId) {
-  const response = await fetch(`${base}/api/photos/${photoId}`);
+  const response = await api(`/api/photos/${photoId}`);
   assert.equal(response.status, 200, `GET /api/photos/${photoId}`);
   return response.json();
 }
 
 async function bytesOf(path) {
-  const response = await fetch(`${base}${path}`);
+  const response = await api(path);
   assert.equal(response.status, 200, `GET ${path}`);
   return Buffer.from(await response.arrayBuffer());
 }
@@ -225,7 +269,7 @@ async function waitDone(ids, timeoutS) {
   await until(`${ids.length} photos done`, timeoutS, async () => {
     for (const photoId of ids) {
       if (status.get(photoId) === 'done') continue;
-      const response = await fetch(`${base}/api/photos/${photoId}`);
+      const response = await api(`/api/photos/${photoId}`);
       if (response.status !== 200) {
         status.set(photoId, `HTTP ${response.status}`);
         continue;
@@ -244,7 +288,7 @@ async function listAll() {
   let cursor = null;
   for (;;) {
     const query = cursor ? `?limit=100&cursor=${encodeURIComponent(cursor)}` : '?limit=100';
-    const response = await fetch(`${base}/api/photos${query}`);
+    const response = await api(`/api/photos${query}`);
     assert.equal(response.status, 200);
     const page = await response.json();
     all.push(...page.photos);
@@ -350,15 +394,75 @@ test('a fresh copy comes up with the one command, every service healthy, one ima
   assert.match(secretsLog, /secrets: wrote s3_access_key s3_secret_key redis_password rabbitmq_password redis_url amqp_url/);
 });
 
-test('the page and an upload with ops, through the published port only', { timeout: 5 * 60_000 }, async () => {
-  const page = await fetch(`${base}/`);
+test('first run through the published port: nothing open anonymously, POST /api/setup once, then a token', { timeout: 5 * 60_000 }, async () => {
+  // The page itself and its configuration are open (the page shows the first-run form).
+  const page = await api('/', { as: 'anonymous' });
   assert.equal(page.status, 200);
   assert.match(await page.text(), /<script/);
-  const config = await fetch(`${base}/api/config`);
-  assert.equal(config.status, 200);
+  const setupRequired = async () => {
+    const config = await api('/api/config', { as: 'anonymous' });
+    assert.equal(config.status, 200, 'GET /api/config is open');
+    return (await config.json()).setup_required;
+  };
+  assert.equal(await setupRequired(), true, 'a fresh gallery asks for its first account');
+  // Everything else refuses anonymous callers, also before any account exists.
+  for (const [method, path] of [['GET', '/api/photos'], ['GET', '/api/events'], ['GET', '/api/session'], ['GET', '/api/me'],
+    ['GET', '/api/users'], ['GET', '/api/tokens'], ['POST', '/api/tokens']]) {
+    const response = await api(path, { as: 'anonymous', method, ...(method === 'POST' ? { json: { name: 'x' } } : {}) });
+    assert.deepEqual(await refusal(response), [401, 'unauthorized'], `anonymous ${method} ${path}`);
+  }
+  // A made-up token is no better.
+  assert.deepEqual(await refusal(await api('/api/photos', { as: 'anonymous', headers: { authorization: `Bearer ${randomBytes(32).toString('hex')}` } })),
+    [401, 'unauthorized'], 'GET /api/photos with an unknown token');
 
+  // The first account, as the page's first-run form makes it: too short a password is refused.
+  const weak = await api('/api/setup', { as: 'anonymous', json: { ...admin, password: 'short' } });
+  assert.deepEqual(await refusal(weak), [400, 'weak_password'], 'POST /api/setup with a 5-character password');
+  assert.equal(await setupRequired(), true, 'still no account after a refused setup');
+  const setup = await api('/api/setup', { as: 'anonymous', json: admin });
+  assert.equal(setup.status, 201, `POST /api/setup: ${await setup.clone().text()}`);
+  session = sessionCookie(setup);
+  const { user } = await setup.json();
+  assert.equal(user.email, admin.email);
+  assert.equal(user.name, admin.name);
+  assert.equal(user.role, 'admin', 'the first account is an admin');
+  assert.equal(await setupRequired(), false, 'setup_required once the first account exists');
+  const again = await api('/api/setup', { as: 'anonymous', json: { email: `second-${id}@example.com`, name: 'Second', password: randomBytes(18).toString('base64url') } });
+  assert.deepEqual(await refusal(again), [409, 'already_set_up'], 'a second POST /api/setup');
+
+  // The cookie works through the gateway.
+  const current = await api('/api/session', { as: 'session' });
+  assert.equal(current.status, 200, 'GET /api/session with the cookie');
+  assert.equal((await current.json()).user.email, admin.email);
+  // A change by cookie from another site's page is refused; from the gallery's own page (its
+  // Origin is the published address, which nginx passes on as Host, port and all) it works.
+  const crossSite = await api('/api/tokens', { as: 'session', json: { name: 'evil' }, headers: { origin: 'https://evil.example' } });
+  assert.deepEqual(await refusal(crossSite), [403, 'cross_origin'], 'cookie POST /api/tokens with a foreign Origin');
+  const created = await api('/api/tokens', { as: 'session', json: { name: 'compose suite' }, headers: { origin: base } });
+  assert.equal(created.status, 201, `POST /api/tokens with Origin ${base}: ${await created.clone().text()}`);
+  const made = await created.json();
+  assert.equal(made.name, 'compose suite');
+  assert.ok(typeof made.token === 'string' && made.token.length >= 20, 'a token comes back');
+  token = made.token;
+  // From here on every call of the suite's own carries the token.
+  const me = await api('/api/me');
+  assert.equal(me.status, 200, 'GET /api/me with the token');
+  assert.equal((await me.json()).email, admin.email);
+  const tokens = await (await api('/api/tokens')).json();
+  assert.deepEqual(tokens.tokens.map((t) => t.name), ['compose suite'], 'one token, the one refused cross-site was never made');
+  assert.ok(!JSON.stringify(tokens).includes(token), 'a token is shown only once');
+});
+
+test('the page and an upload with ops, through the published port only; nothing served anonymously', { timeout: 5 * 60_000 }, async () => {
   const original = join(photos, 'real', 'Autumn.jpg'); // 2560×1600
   const { width, height } = jpegInfo(readFileSync(original));
+  // Uploading needs an account too (a small body: refused before it is read).
+  const small = join(mkdtempSync(join(tmpdir(), 'gallery-small-')), 'small.jpg');
+  writeFileSync(small, readFileSync(original).subarray(0, 2048));
+  const anonymous = await upload(small, 'small.jpg', null, 'anonymous');
+  rmSync(dirname(small), { recursive: true, force: true });
+  assert.equal(anonymous.status, 401, `anonymous upload: ${JSON.stringify(anonymous.body)}`);
+  assert.equal(anonymous.body?.code, 'unauthorized');
   const result = await upload(original, 'Autumn.jpg', 'rotate90,grayscale');
   assert.equal(result.status, 202, JSON.stringify(result.body));
   const photoId = result.body.photos[0].id;
@@ -379,13 +483,27 @@ test('the page and an upload with ops, through the published port only', { timeo
   }
   const stored = await bytesOf(done.original_url);
   assert.equal(createHash('sha256').update(stored).digest('hex'), createHash('sha256').update(readFileSync(original)).digest('hex'));
+  assert.equal(done.owner?.name, admin.name, 'the photo names its uploader');
+
+  // Private bytes: a browser may keep them, no shared cache may. An anonymous GET of a variant
+  // someone just loaded through the gateway is refused, not served from anywhere.
+  const thumbUrl = done.variants.thumb.url;
+  const loaded = await api(thumbUrl);
+  assert.equal(loaded.status, 200, `GET ${thumbUrl}`);
+  await loaded.arrayBuffer();
+  assert.match(loaded.headers.get('cache-control') ?? '', /^private\b/, `Cache-Control of ${thumbUrl}`);
+  for (const path of [thumbUrl, done.variants.preview.url, done.original_url, `/api/photos/${photoId}`]) {
+    assert.deepEqual(await refusal(await api(path, { as: 'anonymous' })), [401, 'unauthorized'], `anonymous GET ${path}`);
+  }
+  assert.deepEqual(await refusal(await api(`/api/photos/${photoId}`, { as: 'anonymous', method: 'DELETE' })),
+    [401, 'unauthorized'], 'anonymous DELETE');
+  assert.equal((await photo(photoId)).status, 'done', 'still there after the anonymous DELETE');
 
   // A deleted photo is gone at once, also from the gateway: nothing is served from a cache.
-  const thumbUrl = done.variants.thumb.url;
   await bytesOf(thumbUrl);
-  assert.equal((await fetch(`${base}/api/photos/${photoId}`, { method: 'DELETE' })).status, 204);
+  assert.equal((await api(`/api/photos/${photoId}`, { method: 'DELETE' })).status, 204);
   for (const url of [thumbUrl, done.variants.preview.url, done.original_url]) {
-    assert.equal((await fetch(`${base}${url}`)).status, 404, `${url} after DELETE`);
+    assert.equal((await api(url)).status, 404, `${url} after DELETE`);
   }
 });
 
@@ -466,7 +584,25 @@ test('Chromium drops 60 real photos through the published port: all 60 done, no 
         '--disable-component-update', '--disable-sync'],
     });
     try {
-      const page = await (await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-US' })).newPage();
+      // Logged out, the page shows a login form (whatever its markup: a password field) and
+      // nothing of the gallery; a variant URL typed in directly is refused.
+      const stranger = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-US' });
+      const outside = await stranger.newPage();
+      await outside.goto(base);
+      await outside.locator('input[type=password]:visible').first().waitFor({ timeout: 30_000 });
+      assert.equal(await outside.locator('#drop').isVisible(), false, 'the upload area is hidden when logged out');
+      assert.equal(await outside.locator('#grid li.tile').count(), 0, 'no photo tile when logged out');
+      const [somePhoto] = (await listAll()).filter((p) => p.status === 'done');
+      const refused = await stranger.request.get(`${base}${somePhoto.variants.thumb.url}`);
+      assert.equal(refused.status(), 401, 'a variant URL opened in a logged-out browser');
+      await stranger.close();
+
+      // Logged in by the API (so this test does not depend on the login form's markup): the
+      // context keeps the session cookie, and the page opens with the upload UI as before.
+      const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-US' });
+      const login = await context.request.post(`${base}/api/session`, { data: { email: admin.email, password: admin.password } });
+      assert.equal(login.status(), 200, `POST /api/session from the browser context: ${await login.text()}`);
+      const page = await context.newPage();
       const problems = [];
       page.on('console', (message) => {
         // Chromium logs every 429 it receives; the page handles those by waiting and retrying.
@@ -479,6 +615,7 @@ test('Chromium drops 60 real photos through the published port: all 60 done, no 
       });
       await page.goto(base);
       await page.waitForFunction(() => document.getElementById('drop-hint').textContent.includes('MB'));
+      assert.equal(await page.locator('#upload input[type=email]').count(), 0, 'the upload form asks for no address any more');
       const started = Date.now();
       await page.setInputFiles('#files', names.map((name) => join(dropDir, name)));
       // Every file gets its tile, and every tile ends `done`; no upload row shows an error.
@@ -511,11 +648,12 @@ test('Chromium drops 60 real photos through the published port: all 60 done, no 
   }
 });
 
-/// An /api/events stream through nginx, as an open page has. `ended` settles when it closes.
+/// An /api/events stream through nginx, as an open page has (by its session cookie). `ended`
+/// settles when it closes.
 async function openEvents() {
   const controller = new AbortController();
-  const response = await fetch(`${base}/api/events`, { signal: controller.signal });
-  assert.equal(response.status, 200);
+  const response = await api('/api/events', { as: 'session', signal: controller.signal });
+  assert.equal(response.status, 200, 'GET /api/events with the session cookie');
   const reader = response.body.getReader();
   const first = await reader.read();
   assert.match(Buffer.from(first.value).toString(), /connected/);
@@ -584,7 +722,7 @@ test('stops are clean: web with pages open, workers with jobs in flight, then th
   assert.ok(await Promise.race([events.ended, pause(5000).then(() => false)]), 'the event stream ended');
 });
 
-test('logs: no ANSI colour codes, no secret; no secret in any container\'s configuration', { timeout: 5 * 60_000 }, async () => {
+test('logs: no ANSI colour codes, no secret (the stores\', the account\'s); no secret in any container\'s configuration', { timeout: 5 * 60_000 }, async () => {
   // The stack is stopped here; the secrets volume is read by a throwaway container of our image.
   const volume = `${project}_secrets`;
   const listing = await docker('run', '--rm', '--network', 'none', '--entrypoint', 'sh', '-v', `${volume}:/s:ro`,
@@ -593,7 +731,10 @@ test('logs: no ANSI colour codes, no secret; no secret in any container\'s confi
   for (const name of ['s3_access_key', 's3_secret_key', 'redis_password', 'rabbitmq_password']) {
     assert.match(secrets[name] ?? '', /^[A-Za-z0-9]{32}$/, `${name} is 32 random letters and digits`);
   }
-  const values = ['s3_access_key', 's3_secret_key', 'redis_password', 'rabbitmq_password'].map((n) => secrets[n]);
+  const names = ['s3_access_key', 's3_secret_key', 'redis_password', 'rabbitmq_password', 'the admin\'s password',
+    'the API token', 'the session cookie'];
+  const values = [...['s3_access_key', 's3_secret_key', 'redis_password', 'rabbitmq_password'].map((n) => secrets[n]),
+    admin.password, token, session.split('=')[1]];
   // Each container's own output, exactly as the process wrote it. (`docker compose logs` adds an
   // erase-line code of its own in front of lines in Compose 2.26, even with --no-color.)
   const lines = [];
@@ -604,7 +745,7 @@ test('logs: no ANSI colour codes, no secret; no secret in any container\'s confi
   assert.ok(lines.length > 200, `logs were read (${lines.length} lines)`);
   // Lines are shown redacted, so that a failure does not print a secret itself.
   const redact = (line) => values.reduce((l, value) => l.replaceAll(value, '<SECRET>'), line);
-  for (const [i, name] of ['s3_access_key', 's3_secret_key', 'redis_password', 'rabbitmq_password'].entries()) {
+  for (const [i, name] of names.entries()) {
     const leaks = lines.filter((line) => line.includes(values[i]));
     assert.deepEqual(leaks.slice(0, 5).map(redact), [], `${leaks.length} log lines show ${name}`);
   }
@@ -612,11 +753,11 @@ test('logs: no ANSI colour codes, no secret; no secret in any container\'s confi
   assert.deepEqual(ansi.slice(0, 5).map(redact), [], `${ansi.length} log lines carry ANSI codes`);
   for (const c of await containers()) {
     const config = JSON.stringify((await inspect(c.ID)).Config);
-    for (const value of values) assert.ok(!config.includes(value), `a secret is in ${c.Name}'s configuration`);
+    for (const [i, value] of values.entries()) assert.ok(!config.includes(value), `${names[i]} is in ${c.Name}'s configuration`);
   }
 });
 
-test('down keeps every photo; nothing anonymous is left; up again (warm build, a notification channel set)', { timeout: 20 * 60_000 }, async () => {
+test('down keeps every photo and the account; nothing anonymous is left; up again (warm build, a notification channel set, the headless admin ignored)', { timeout: 20 * 60_000 }, async () => {
   // Every volume any container mounts is one of the project's named volumes.
   const named = new Set(['secrets', 'minio-data', 'redis-data', 'rabbitmq-data'].map((v) => `${project}_${v}`));
   for (const c of await containers()) {
@@ -638,10 +779,40 @@ test('down keeps every photo; nothing anonymous is left; up again (warm build, a
   const volumes = (await docker('volume', 'ls', '-q')).split('\n');
   for (const volume of named) assert.ok(volumes.includes(volume), `${volume} survives down`);
 
-  // Some notification channels set, others empty: the notifier is healthy all the same.
+  // Some notification channels set, others empty: the notifier is healthy all the same. And the
+  // headless first-admin settings, which count only while the gallery has no account: it has one.
+  const headless = { email: `headless-${id}@example.com`, password: randomBytes(18).toString('base64url') };
   await upAndHealthy('again after down (warm build)', {
     GALLERY_SMTP_URL: 'smtp://127.0.0.1:2525', GALLERY_SMTP_FROM: 'gallery@localhost', GALLERY_TELEGRAM_TOKEN: '',
+    GALLERY_ADMIN_EMAIL: headless.email, GALLERY_ADMIN_PASSWORD: headless.password,
   });
+
+  // The account outlives down/up: the token, the session the cookie holds, and a new login with
+  // the same password.
+  const me = await api('/api/me');
+  assert.equal(me.status, 200, 'GET /api/me with the token made before down');
+  assert.equal((await me.json()).email, admin.email);
+  const kept = await api('/api/session', { as: 'session' });
+  assert.equal(kept.status, 200, 'GET /api/session with the cookie from before down');
+  const login = await api('/api/session', { as: 'anonymous', json: { email: admin.email, password: admin.password } });
+  assert.equal(login.status, 200, `POST /api/session after down/up: ${await login.clone().text()}`);
+  assert.equal((await login.json()).user.email, admin.email);
+  const fresh = await api('/api/session', { as: 'anonymous', headers: { cookie: sessionCookie(login) } });
+  assert.equal(fresh.status, 200, 'GET /api/session with the new cookie');
+  const wrong = await api('/api/session', { as: 'anonymous', json: { email: admin.email, password: `${admin.password}x` } });
+  assert.deepEqual(await refusal(wrong), [401, 'bad_credentials'], 'POST /api/session with a wrong password');
+  const config = await (await api('/api/config', { as: 'anonymous' })).json();
+  assert.equal(config.setup_required, false, 'setup_required after down/up');
+  // The headless settings reached web, and changed nothing: no second admin, no login with them.
+  const [web] = await containersOf('web');
+  assert.ok((await inspect(web.ID)).Config.Env.includes(`GALLERY_ADMIN_EMAIL=${headless.email}`), 'GALLERY_ADMIN_EMAIL reaches web');
+  const users = await (await api('/api/users')).json();
+  assert.deepEqual(users.users.map((u) => [u.email, u.role]), [[admin.email, 'admin']], 'the people after up with GALLERY_ADMIN_*');
+  const ignored = await api('/api/session', { as: 'anonymous', json: headless });
+  assert.deepEqual(await refusal(ignored), [401, 'bad_credentials'], 'logging in as the ignored headless admin');
+  const webLog = await run('docker', ['logs', web.ID]);
+  assert.doesNotMatch(`${webLog.stdout}${webLog.stderr}`, /first admin created/, 'web created no admin');
+
   const after = await listAll();
   assert.deepEqual(after.map((p) => [p.id, p.status]), before.map((p) => [p.id, p.status]));
   for (const [i, p] of sample.entries()) {
