@@ -308,6 +308,10 @@ pub struct SharedArgs {
     /// decode: pixels × channels × bytes per sample, plus libjpeg's buffer for progressive JPEGs).
     #[arg(long, env = "GALLERY_MAX_DECODE_BYTES", default_value_t = Limits::default().max_decode_bytes)]
     pub max_decode_bytes: u64,
+    /// Largest accepted upload request, in bytes, all its files together (default: most
+    /// files × largest file).
+    #[arg(long, env = "GALLERY_MAX_REQUEST_BYTES")]
+    pub max_request_bytes: Option<u64>,
     /// Most files one upload request may carry.
     #[arg(long, env = "GALLERY_MAX_FILES", default_value_t = Limits::default().max_files)]
     pub max_files: usize,

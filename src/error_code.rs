@@ -25,6 +25,10 @@ pub enum ErrorCode {
     BadField,
     TooManyFiles,
     NoFile,
+    /// The whole upload request is over its byte limit.
+    RequestTooLarge,
+    /// The client sent the upload too slowly, and was cut off.
+    UploadTooSlow,
     /// A form field the API does not take (the old per-upload notify targets).
     UnknownField,
     /// A JSON body that does not parse, or is too large.
@@ -75,6 +79,8 @@ impl ErrorCode {
             ErrorCode::BadField => "bad_field",
             ErrorCode::TooManyFiles => "too_many_files",
             ErrorCode::NoFile => "no_file",
+            ErrorCode::RequestTooLarge => "request_too_large",
+            ErrorCode::UploadTooSlow => "upload_too_slow",
             ErrorCode::UnknownField => "unknown_field",
             ErrorCode::BadJson => "bad_json",
             ErrorCode::BadLimit => "bad_limit",

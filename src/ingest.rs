@@ -25,6 +25,8 @@ pub struct Limits {
     /// Most memory decoding one image may need, in bytes (from the header, before any decode;
     /// how it is figured: `resize::Probe::decode_bytes`).
     pub max_decode_bytes: u64,
+    /// Largest upload request, all its parts together.
+    pub max_request_bytes: u64,
 }
 
 impl Default for Limits {
@@ -34,6 +36,7 @@ impl Default for Limits {
             max_pixels: 100_000_000,
             max_files: 32,
             max_decode_bytes: resize::DEFAULT_MAX_DECODE_BYTES,
+            max_request_bytes: 32 * 50 * 1024 * 1024,
         }
     }
 }

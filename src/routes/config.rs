@@ -22,6 +22,7 @@ pub async fn config(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         "max_pixels": limits.max_pixels,
         "max_decode_bytes": limits.max_decode_bytes,
         "max_files": limits.max_files,
+        "max_request_bytes": limits.max_request_bytes,
         "accepted_types": accepted_types,
         "ops": ops,
         "variants": state.variants,

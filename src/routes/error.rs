@@ -63,7 +63,8 @@ impl ApiError {
 fn status_of(code: ErrorCode) -> StatusCode {
     match code {
         ErrorCode::UnsupportedType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::TooLarge | ErrorCode::RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::UploadTooSlow => StatusCode::REQUEST_TIMEOUT,
         ErrorCode::TooManyPixels | ErrorCode::TooLargeToDecode | ErrorCode::BadImage => {
             StatusCode::UNPROCESSABLE_ENTITY
         }

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod form;
 pub mod health;
 pub mod images;
 pub mod links;
@@ -43,6 +44,8 @@ pub struct WebSettings {
     pub trust_proxy: bool,
     /// Created at start while the gallery has no account (headless installs).
     pub admin: Option<FirstAdmin>,
+    /// How slow an upload may be before it is cut off.
+    pub upload_pace: form::UploadPace,
 }
 
 /// The admin `GALLERY_ADMIN_EMAIL` and `GALLERY_ADMIN_PASSWORD` ask for.
@@ -61,6 +64,7 @@ impl Default for WebSettings {
             streams: StreamLimits::default(),
             trust_proxy: false,
             admin: None,
+            upload_pace: form::UploadPace::default(),
         }
     }
 }
@@ -75,6 +79,9 @@ pub struct AppState {
     pub trust_proxy: bool,
     /// The page's files: the invite and share pages are served from here.
     pub static_dir: PathBuf,
+    pub upload_pace: form::UploadPace,
+    /// Where uploaded files wait until their request is read (`form::Spooled`).
+    pub spool_dir: PathBuf,
 }
 
 /// The address a request comes from: the peer's, or behind our own proxy the one it appended

@@ -4,23 +4,23 @@
 
 use actix_multipart::Multipart;
 use actix_web::{delete, get, post, web, HttpResponse};
-use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::auth::Caller;
 use super::error::ApiError;
+use super::form::{FormReader, Spooled};
 use super::view::{load, PhotoView};
 use super::AppState;
 use crate::domain::{FileName, Op, PhotoId};
 use crate::error_code::ErrorCode;
 use crate::ingest::{self, IngestError};
 
-/// A file as received, before it is checked.
+/// A file part as received: checked from its bytes and waiting on disk, or refused.
 struct Part {
     filename: String,
-    content: Result<Bytes, IngestError>,
+    content: Result<Spooled, IngestError>,
 }
 
 #[post("/api/photos")]
@@ -30,6 +30,7 @@ pub async fn upload(
     mut form: Multipart,
 ) -> Result<HttpResponse, ApiError> {
     let limits = &state.limits;
+    let mut reader = FormReader::new(limits, state.upload_pace);
     let mut parts = Vec::new();
     let mut ops = Vec::new();
     while let Some(field) = form.next().await {
@@ -56,14 +57,15 @@ pub async fn upload(
                         .unwrap_or(FileName::UNNAMED),
                 )
                 .into_string();
-                let content = read_limited(&mut field, limits.max_upload_bytes).await?;
-                let content = content.ok_or(IngestError::TooLarge {
-                    limit: limits.max_upload_bytes,
-                });
+                let content = match reader.file(&mut field, &state.spool_dir).await? {
+                    // Checked from its header now, so a bad file is not kept even on disk.
+                    Ok(spooled) => spooled.check(limits).await.map(|()| spooled),
+                    Err(error) => Err(error),
+                };
                 parts.push(Part { filename, content });
             }
             "ops" => {
-                ops = Op::parse_list(&read_text(&mut field, "ops").await?)
+                ops = Op::parse_list(&reader.text(&mut field, "ops").await?)
                     .map_err(|e| ApiError::new(ErrorCode::UnknownOp, e.to_string()))?
             }
             // Notifications go to the uploader's own contacts (their profile), never to an
@@ -77,10 +79,8 @@ pub async fn upload(
                     ),
                 ));
             }
-            _ => {
-                // Unknown fields are drained and ignored, like HTML forms expect.
-                read_limited(&mut field, 0).await?;
-            }
+            // Unknown fields are drained and ignored, like HTML forms expect.
+            _ => reader.drain(&mut field).await?,
         }
     }
     if parts.is_empty() {
@@ -99,13 +99,20 @@ pub async fn upload(
     let mut rejected = Vec::new();
     for part in parts {
         let outcome = match part.content {
-            Ok(bytes) => {
+            Ok(spooled) => {
                 // Its own task: a client that disconnects drops this handler, and must not
                 // stop a file half way between stored, recorded and queued.
                 let backends = state.backends.clone();
                 let (limits, request) = (limits.clone(), request.clone());
                 let filename = part.filename.clone();
                 let accepting = tokio::spawn(async move {
+                    let bytes = spooled
+                        .read()
+                        .await
+                        .map_err(|cause| IngestError::Unavailable {
+                            step: "receiving the file",
+                            cause,
+                        })?;
                     ingest::accept(&backends, &limits, filename, bytes, &request).await
                 });
                 accepting.await.unwrap_or_else(|crashed| {
@@ -138,37 +145,6 @@ pub async fn upload(
         })));
     }
     Ok(HttpResponse::Accepted().json(json!({"photos": accepted, "rejected": rejected_json})))
-}
-
-/// Reads a short text field.
-async fn read_text(field: &mut actix_multipart::Field, name: &str) -> Result<String, ApiError> {
-    let bytes = read_limited(field, 1024).await?.ok_or_else(|| {
-        ApiError::new(ErrorCode::BadField, format!("the {name} field is too long"))
-    })?;
-    String::from_utf8(bytes.to_vec())
-        .map_err(|_| ApiError::new(ErrorCode::BadField, format!("the {name} field is not text")))
-}
-
-/// Reads a field whole; `None` when it is longer than `limit` (the rest is drained so the
-/// next parts can still be read).
-async fn read_limited(
-    field: &mut actix_multipart::Field,
-    limit: u64,
-) -> Result<Option<Bytes>, ApiError> {
-    let mut buffer = BytesMut::new();
-    let mut over = false;
-    while let Some(chunk) = field.next().await {
-        let chunk = chunk.map_err(|e| {
-            ApiError::new(ErrorCode::BadMultipart, format!("upload interrupted: {e}"))
-        })?;
-        if over || (buffer.len() + chunk.len()) as u64 > limit {
-            over = true;
-            buffer.clear();
-            continue;
-        }
-        buffer.extend_from_slice(&chunk);
-    }
-    Ok((!over).then(|| buffer.freeze()))
 }
 
 #[derive(Debug, Deserialize)]

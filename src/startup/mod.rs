@@ -66,7 +66,10 @@ impl Application {
             live: live.clone(),
             trust_proxy: web_settings.trust_proxy,
             static_dir: web_settings.static_dir.clone(),
+            upload_pace: web_settings.upload_pace,
+            spool_dir: settings.backends.data_dir.join("spool"),
         });
+        routes::form::clear_spool(&settings.backends.data_dir.join("spool"));
         let static_dir = web_settings.static_dir.clone();
         let server =
             HttpServer::new(move || {

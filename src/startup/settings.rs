@@ -104,6 +104,9 @@ impl Settings {
                 max_pixels: args.max_pixels,
                 max_files: args.max_files,
                 max_decode_bytes: args.max_decode_bytes,
+                max_request_bytes: args
+                    .max_request_bytes
+                    .unwrap_or((args.max_files as u64).saturating_mul(args.max_upload_bytes)),
             },
             variants: VariantSpec::standard(),
             worker,
@@ -148,6 +151,7 @@ impl WebSettings {
             },
             trust_proxy: args.trust_proxy,
             admin,
+            upload_pace: Default::default(),
         })
     }
 }

@@ -23,7 +23,11 @@ struct Gateway {
 
 impl Drop for Gateway {
     fn drop(&mut self) {
-        let _ = self.process.kill();
+        // TERM, not KILL: a killed master leaves its workers running (holding the port and
+        // the test harness's output pipe); on TERM it stops them first.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.process.id().to_string()])
+            .status();
         let _ = self.process.wait();
     }
 }

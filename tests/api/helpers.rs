@@ -147,6 +147,8 @@ pub const ADMIN_PASSWORD: &str = "admin password 1";
 pub struct Api {
     pub address: String,
     pub client: reqwest::Client,
+    /// The API token the client sends, for requests made by hand.
+    pub token: Option<String>,
 }
 
 pub struct TestApp {
@@ -304,22 +306,25 @@ impl std::ops::Deref for TestApp {
 impl Api {
     /// A client without credentials.
     pub fn new(address: &str) -> Api {
-        Self::build(address, reqwest::header::HeaderMap::new())
+        Self::build(address, None)
     }
 
     /// A client that sends `Authorization: Bearer TOKEN`.
     pub fn with_token(address: &str, token: &str) -> Api {
-        let mut headers = reqwest::header::HeaderMap::new();
-        headers.insert(
-            reqwest::header::AUTHORIZATION,
-            format!("Bearer {token}").parse().expect("header"),
-        );
-        Self::build(address, headers)
+        Self::build(address, Some(token))
     }
 
-    fn build(address: &str, headers: reqwest::header::HeaderMap) -> Api {
+    fn build(address: &str, token: Option<&str>) -> Api {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(token) = token {
+            headers.insert(
+                reqwest::header::AUTHORIZATION,
+                format!("Bearer {token}").parse().expect("header"),
+            );
+        }
         Api {
             address: address.to_owned(),
+            token: token.map(str::to_owned),
             // Idle connections are dropped before the server's 5 s keep-alive ends, so a
             // request never goes out on a connection the server is closing at that moment.
             client: reqwest::Client::builder()
@@ -677,6 +682,10 @@ impl Logged {
             }
         });
         Logged { child, log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn text(&self) -> String {

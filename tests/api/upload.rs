@@ -261,8 +261,9 @@ async fn uploads_cut_off_by_the_client_leave_nothing_half_done(set: BackendSet) 
     body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
     let head = format!(
         "POST /api/photos HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; \
-         boundary={boundary}\r\nContent-Length: {}\r\n\r\n",
-        body.len()
+         boundary={boundary}\r\nContent-Length: {}\r\nAuthorization: Bearer {}\r\n\r\n",
+        body.len(),
+        app.token.as_deref().expect("the app's token")
     );
     for round in 0..10 {
         let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
@@ -288,12 +289,212 @@ async fn uploads_cut_off_by_the_client_leave_nothing_half_done(set: BackendSet) 
     assert!(stuck.is_empty(), "photos never finished: {stuck:?}");
     // Nothing half-written: three objects (original, preview, thumb) per recorded photo.
     let all = photos.len();
+    assert!(
+        all > 0,
+        "no cut-off file was accepted at all: the requests never got in"
+    );
     assert_eq!(
         app.object_keys().await.len(),
         all * 3,
         "{all} photos recorded"
     );
     eprintln!("{all} of 320 cut-off files were accepted, every one complete");
+}
+
+/// The web role's peak resident memory so far (VmHWM), in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM");
+    kib * 1024
+}
+
+/// A multipart body of `parts` file parts of `part_bytes` each, made chunk by chunk as it is
+/// sent: each part is `head` followed by zeros (so a JPEG head makes a valid JPEG with
+/// trailing bytes, anything else a non-image).
+fn generated_body(
+    boundary: &'static str,
+    parts: usize,
+    part_bytes: usize,
+    head: Vec<u8>,
+) -> reqwest::Body {
+    use futures_util::stream;
+    let chunk = 256 * 1024;
+    let pieces = (0..parts).flat_map(move |n| {
+        let mut first = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big-{n}.jpg\"\r\n\r\n"
+        )
+        .into_bytes();
+        first.extend_from_slice(&head);
+        let rest = part_bytes - head.len();
+        std::iter::once(first)
+            .chain((0..rest.div_ceil(chunk)).map(move |i| vec![0u8; chunk.min(rest - i * chunk)]))
+            .chain(std::iter::once(b"\r\n".to_vec()))
+    });
+    let pieces = pieces.chain(std::iter::once(format!("--{boundary}--\r\n").into_bytes()));
+    reqwest::Body::wrap_stream(stream::iter(pieces.map(Ok::<_, std::io::Error>)))
+}
+
+/// A request of many large parts holds one part at a time, not all of them: 32 non-image
+/// parts of 32 MiB (1 GiB) are each refused from their first bytes and drained unread (the
+/// web role grows by ≤ 64 MiB), and 12 images of 24 MiB (288 MiB) are spooled as they arrive
+/// and stored one by one (it grows by a few copies of one file, never by the request).
+/// Measured on a `gallery web` process's own peak RSS (no worker in it).
+#[tokio::test]
+async fn a_huge_request_holds_one_part_at_a_time() {
+    use crate::helpers::{Api, Logged};
+    // The namespace on the services, its admin set up; the web role measured is a child.
+    let services = spawn_web_only_with(BackendSet::Services, |_| {}).await;
+    let data_dir = crate::helpers::temp_data_dir();
+    let port = crate::serve::free_port();
+    let mut env = services.env();
+    env.push(("GALLERY_LISTEN", format!("127.0.0.1:{port}")));
+    env.push(("GALLERY_DATA_DIR", data_dir.display().to_string()));
+    let running = Logged::start("warn", &["web"], &env);
+    let address = format!("http://127.0.0.1:{port}");
+    let mut api = None;
+    for _ in 0..200 {
+        if Api::new(&address)
+            .client
+            .get(format!("{address}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            api = Some(Api::admin(&address).await);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let api = api.unwrap_or_else(|| panic!("web never became ready: {}", running.text()));
+    // Warm: one ordinary upload through every step, so later growth is the request's own.
+    api.upload_ok("warm.jpg", jpeg_fixture(640, 480), None)
+        .await;
+    let before = peak_rss(running.pid());
+
+    let send = |body: reqwest::Body| {
+        api.client
+            .post(api.url("/api/photos"))
+            .header(
+                "content-type",
+                "multipart/form-data; boundary=x-gallery-test",
+            )
+            .body(body)
+            .send()
+    };
+    let refused = send(generated_body(
+        "x-gallery-test",
+        32,
+        32 << 20,
+        b"not an image".to_vec(),
+    ))
+    .await
+    .expect("1 GiB request");
+    assert_rejected(refused, 415, "unsupported_type", "JPEG").await;
+    let after_refused = peak_rss(running.pid());
+
+    let jpeg = jpeg_fixture(64, 48);
+    let accepted = send(generated_body("x-gallery-test", 12, 24 << 20, jpeg))
+        .await
+        .expect("288 MiB request");
+    assert_eq!(accepted.status(), 202);
+    let body: Value = accepted.json().await.expect("json");
+    assert_eq!(body["photos"].as_array().map(Vec::len), Some(12), "{body}");
+    let after_accepted = peak_rss(running.pid());
+    eprintln!(
+        "web peak RSS: {} MiB before, +{} MiB after 1 GiB of refused parts, +{} MiB after 288 MiB of images",
+        before >> 20,
+        (after_refused - before) >> 20,
+        (after_accepted - before) >> 20
+    );
+    assert!(
+        after_refused - before <= 64 << 20,
+        "1 GiB of refused parts grew RSS by {} MiB",
+        (after_refused - before) >> 20
+    );
+    assert!(
+        after_accepted - before <= 5 * (24 << 20),
+        "288 MiB of images grew RSS by {} MiB (one 24 MiB file is read to check it, read to store it, and buffered by the S3 client)",
+        (after_accepted - before) >> 20
+    );
+    // Nothing waits in the spool once the request is answered.
+    let spool: Vec<_> = std::fs::read_dir(data_dir.join("spool"))
+        .map(|d| d.flatten().collect())
+        .unwrap_or_default();
+    assert!(spool.is_empty(), "spooled files left: {spool:?}");
+    drop(running);
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+async fn a_request_over_its_cap_is_413_and_leaves_nothing(set: BackendSet) {
+    let app = spawn_web_only_with(set, |s| s.limits.max_request_bytes = 200_000).await;
+    let files: Vec<(&str, Vec<u8>)> = vec![
+        ("a.jpg", crate::helpers::noisy_jpeg_fixture(200, 200)),
+        ("b.jpg", crate::helpers::noisy_jpeg_fixture(200, 200)),
+        ("c.jpg", crate::helpers::noisy_jpeg_fixture(200, 200)),
+    ];
+    assert!(files.iter().map(|(_, b)| b.len()).sum::<usize>() > 200_000);
+    let response = app.upload(&files, None).await;
+    assert_rejected(response, 413, "request_too_large", "200000 bytes").await;
+    assert_nothing_left(&app).await;
+    // A text field is short.
+    let long_ops = "grayscale,".repeat(500);
+    let response = app
+        .upload(&[("a.jpg", jpeg_fixture(8, 8))], Some(&long_ops))
+        .await;
+    assert_rejected(response, 400, "bad_field", "4096 bytes").await;
+    assert_nothing_left(&app).await;
+}
+
+async fn a_client_that_sends_too_slowly_is_cut_off(set: BackendSet) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = crate::helpers::spawn_web_tuned(set, |web| {
+        web.upload_pace = gallery::routes::form::UploadPace {
+            grace: std::time::Duration::from_secs(1),
+            min_bytes_per_s: 1024,
+        }
+    })
+    .await;
+    let api = &app;
+    let jpeg = jpeg_fixture(64, 48);
+    let head = format!(
+        "POST /api/photos HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; \
+         boundary=slow\r\nContent-Length: 100000\r\nAuthorization: Bearer {}\r\n\r\n\
+         --slow\r\nContent-Disposition: form-data; name=\"file\"; filename=\"slow.jpg\"\r\n\r\n",
+        api.token.as_deref().expect("token")
+    );
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .expect("connect");
+    stream.write_all(head.as_bytes()).await.expect("head");
+    // One byte every 200 ms: far below 1 KiB/s.
+    let mut answer = Vec::new();
+    for byte in jpeg.iter().take(100) {
+        if stream.write_all(&[*byte]).await.is_err() {
+            break;
+        }
+        let mut chunk = [0u8; 4096];
+        match tokio::time::timeout(
+            std::time::Duration::from_millis(200),
+            stream.read(&mut chunk),
+        )
+        .await
+        {
+            Ok(Ok(0)) => break,
+            Ok(Ok(read)) => {
+                answer.extend_from_slice(&chunk[..read]);
+                break;
+            }
+            _ => {}
+        }
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("upload_too_slow"), "{answer}");
+    assert_eq!(api.list("").await["photos"], serde_json::json!([]));
 }
 
 on_both_backends!(
@@ -309,4 +510,6 @@ on_both_backends!(
     unknown_op_is_400_and_stores_nothing,
     request_without_file_is_400,
     mixed_batch_accepts_the_good_and_names_the_bad,
+    a_request_over_its_cap_is_413_and_leaves_nothing,
+    a_client_that_sends_too_slowly_is_cut_off,
 );
