@@ -1047,3 +1047,35 @@ async fn the_command_line_works_on_redis_too() {
     .await;
     assert_refused(setup, 409, "already_set_up").await;
 }
+
+/// The session cookie: HttpOnly, SameSite=Lax, Path=/, and Secure when the request came over
+/// https — here as the gateway says it with `X-Forwarded-Proto`.
+#[tokio::test]
+async fn session_cookies_are_http_only_lax_and_secure_over_https() {
+    let app = spawn_app(BackendSet::Services).await;
+    let anonymous = app.anonymous();
+    let login = |proto: Option<&'static str>| {
+        let mut request = anonymous
+            .client
+            .post(anonymous.url("/api/session"))
+            .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}));
+        if let Some(proto) = proto {
+            request = request.header("x-forwarded-proto", proto);
+        }
+        async move { request.send().await.expect("login") }
+    };
+    let set_cookie = |response: &reqwest::Response| {
+        response.headers()["set-cookie"]
+            .to_str()
+            .expect("text")
+            .to_owned()
+    };
+    let plain = set_cookie(&login(None).await);
+    assert!(plain.starts_with("gallery_session="), "{plain}");
+    for flag in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(plain.contains(flag), "{flag} missing: {plain}");
+    }
+    assert!(!plain.contains("Secure"), "Secure over plain http: {plain}");
+    let secure = set_cookie(&login(Some("https")).await);
+    assert!(secure.contains("Secure"), "not Secure over https: {secure}");
+}
