@@ -25,17 +25,20 @@ use crate::resize::{Format, ProbeError};
 /// How slow an upload may be before it is cut off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UploadPace {
-    /// Time allowed before the average rate is checked, and the longest wait for one chunk.
-    pub grace: Duration,
-    /// Slowest average rate accepted after the grace period (a slow phone sends far more).
+    /// The longest wait for the next chunk.
+    pub idle: Duration,
+    /// Time allowed before the average rate is checked.
+    pub window: Duration,
+    /// Slowest average rate accepted after the window (a slow phone sends far more).
     pub min_bytes_per_s: u64,
 }
 
 impl Default for UploadPace {
     fn default() -> Self {
         UploadPace {
-            grace: Duration::from_secs(30),
-            min_bytes_per_s: 16 * 1024,
+            idle: Duration::from_secs(30),
+            window: Duration::from_secs(60),
+            min_bytes_per_s: 1024,
         }
     }
 }
@@ -77,12 +80,12 @@ impl<'a> FormReader<'a> {
                 ),
             )
         };
-        if elapsed > self.pace.grace
+        if elapsed > self.pace.window
             && self.received < self.pace.min_bytes_per_s * elapsed.as_secs()
         {
             return Err(too_slow());
         }
-        let chunk = match tokio::time::timeout(self.pace.grace, field.next()).await {
+        let chunk = match tokio::time::timeout(self.pace.idle, field.next()).await {
             Err(_) => return Err(too_slow()),
             Ok(None) => return Ok(None),
             Ok(Some(Err(error))) => {

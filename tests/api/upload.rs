@@ -453,7 +453,8 @@ async fn a_client_that_sends_too_slowly_is_cut_off(set: BackendSet) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let app = crate::helpers::spawn_web_tuned(set, |web| {
         web.upload_pace = gallery::routes::form::UploadPace {
-            grace: std::time::Duration::from_secs(1),
+            idle: std::time::Duration::from_secs(1),
+            window: std::time::Duration::from_secs(1),
             min_bytes_per_s: 1024,
         }
     })
@@ -494,6 +495,19 @@ async fn a_client_that_sends_too_slowly_is_cut_off(set: BackendSet) {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("upload_too_slow"), "{answer}");
+    // A client that stops sending is cut off after the idle time, not held open.
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .expect("connect");
+    stream.write_all(head.as_bytes()).await.expect("head");
+    stream.write_all(&jpeg[..10]).await.expect("a few bytes");
+    let mut answer = vec![0u8; 4096];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut answer))
+        .await
+        .expect("answered within 10 s")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer[..read]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert_eq!(api.list("").await["photos"], serde_json::json!([]));
 }
 
