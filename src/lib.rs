@@ -15,6 +15,7 @@
 pub mod accounts;
 pub mod backends;
 pub mod bench;
+pub mod blocking;
 pub mod cache;
 pub mod cli;
 pub mod domain;

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use redb::{Database, ReadableTable, TableDefinition};
 
 use super::{Page, PhotoIndex};
+use crate::blocking::blocking;
 use crate::domain::{Photo, PhotoId};
 
 const PHOTOS: TableDefinition<&str, &[u8]> = TableDefinition::new("photos");
@@ -31,15 +32,6 @@ impl EmbeddedIndex {
         write.commit()?;
         Ok(EmbeddedIndex { db: Arc::new(db) })
     }
-
-    /// Runs blocking store work off the async threads.
-    async fn blocking<T: Send + 'static>(
-        &self,
-        work: impl FnOnce(&Database) -> anyhow::Result<T> + Send + 'static,
-    ) -> anyhow::Result<T> {
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || work(&db)).await?
-    }
 }
 
 fn parse(json: &[u8]) -> anyhow::Result<Photo> {
@@ -49,7 +41,7 @@ fn parse(json: &[u8]) -> anyhow::Result<Photo> {
 #[async_trait]
 impl PhotoIndex for EmbeddedIndex {
     async fn check(&self) -> anyhow::Result<()> {
-        self.blocking(|db| {
+        blocking(&self.db, |db| {
             db.begin_read()?.open_table(PHOTOS)?;
             Ok(())
         })
@@ -59,7 +51,7 @@ impl PhotoIndex for EmbeddedIndex {
     async fn insert(&self, photo: &Photo) -> anyhow::Result<()> {
         let id = photo.id.to_string();
         let json = serde_json::to_vec(photo)?;
-        self.blocking(move |db| {
+        blocking(&self.db, move |db| {
             let write = db.begin_write()?;
             write
                 .open_table(PHOTOS)?
@@ -72,7 +64,7 @@ impl PhotoIndex for EmbeddedIndex {
 
     async fn get(&self, id: &PhotoId) -> anyhow::Result<Option<Photo>> {
         let id = id.to_string();
-        self.blocking(move |db| {
+        blocking(&self.db, move |db| {
             let table = db.begin_read()?.open_table(PHOTOS)?;
             let record = table.get(id.as_str())?;
             record.map(|json| parse(json.value())).transpose()
@@ -83,7 +75,7 @@ impl PhotoIndex for EmbeddedIndex {
     async fn update(&self, photo: &Photo) -> anyhow::Result<bool> {
         let id = photo.id.to_string();
         let json = serde_json::to_vec(photo)?;
-        self.blocking(move |db| {
+        blocking(&self.db, move |db| {
             let write = db.begin_write()?;
             let exists = {
                 let mut table = write.open_table(PHOTOS)?;
@@ -102,7 +94,7 @@ impl PhotoIndex for EmbeddedIndex {
 
     async fn remove(&self, id: &PhotoId) -> anyhow::Result<bool> {
         let id = id.to_string();
-        self.blocking(move |db| {
+        blocking(&self.db, move |db| {
             let write = db.begin_write()?;
             let existed = write.open_table(PHOTOS)?.remove(id.as_str())?.is_some();
             write.commit()?;
@@ -113,7 +105,7 @@ impl PhotoIndex for EmbeddedIndex {
 
     async fn list(&self, limit: usize, cursor: Option<&PhotoId>) -> anyhow::Result<Page> {
         let cursor = cursor.map(PhotoId::to_string);
-        self.blocking(move |db| {
+        blocking(&self.db, move |db| {
             let table = db.begin_read()?.open_table(PHOTOS)?;
             let newest_first = match &cursor {
                 Some(cursor) => table.range::<&str>(..cursor.as_str())?.rev(),

@@ -19,6 +19,7 @@ use tokio::sync::{broadcast, Notify, OwnedSemaphorePermit, Semaphore};
 use super::{
     Delivery, EventDelivery, EventStream, JobQueue, JobStream, Listener, Settle, SettleEvent,
 };
+use crate::blocking::blocking;
 use crate::domain::{Event, EventKind, Job};
 
 /// (queue, sequence number) → ready-at (ms since the epoch, 8 bytes big-endian) ++ body.
@@ -201,7 +202,7 @@ impl EmbeddedQueue {
     /// Rows waiting in `queue` (leased or not): `jobs`, `jobs.dead`, `events.NAME`, ….
     pub async fn depth(&self, queue: &str) -> anyhow::Result<usize> {
         let queue = queue.to_owned();
-        self.blocking(move |shared| {
+        blocking(&self.shared, move |shared| {
             let txn = shared.db.begin_read()?;
             let table = txn.open_table(MESSAGES)?;
             let count = table
@@ -212,13 +213,6 @@ impl EmbeddedQueue {
         .await
     }
 
-    async fn blocking<T: Send + 'static>(
-        &self,
-        work: impl FnOnce(&Shared) -> anyhow::Result<T> + Send + 'static,
-    ) -> anyhow::Result<T> {
-        blocking(&self.shared, work).await
-    }
-
     fn receiver(&self, queue: String, prefetch: Option<u16>) -> Receiver {
         Receiver {
             shared: self.shared.clone(),
@@ -226,14 +220,6 @@ impl EmbeddedQueue {
             permits: prefetch.map(|n| Arc::new(Semaphore::new(usize::from(n.max(1))))),
         }
     }
-}
-
-async fn blocking<T: Send + 'static>(
-    shared: &Arc<Shared>,
-    work: impl FnOnce(&Shared) -> anyhow::Result<T> + Send + 'static,
-) -> anyhow::Result<T> {
-    let shared = shared.clone();
-    tokio::task::spawn_blocking(move || work(&shared)).await?
 }
 
 /// Hands out the rows of one queue, at most `permits` unsettled at once.
@@ -427,7 +413,7 @@ impl JobQueue for EmbeddedQueue {
     }
 
     async fn check(&self) -> anyhow::Result<()> {
-        self.blocking(|shared| {
+        blocking(&self.shared, |shared| {
             shared.db.begin_read()?.open_table(MESSAGES)?;
             Ok(())
         })
@@ -436,8 +422,7 @@ impl JobQueue for EmbeddedQueue {
 
     async fn publish(&self, job: &Job) -> anyhow::Result<()> {
         let body = serde_json::to_vec(job)?;
-        self.blocking(move |shared| shared.enqueue(&[JOBS], &body))
-            .await
+        blocking(&self.shared, move |shared| shared.enqueue(&[JOBS], &body)).await
     }
 
     async fn consume(&self, prefetch: u16) -> anyhow::Result<Box<dyn JobStream>> {
@@ -464,7 +449,7 @@ impl JobQueue for EmbeddedQueue {
             return Ok(());
         }
         let body = serde_json::to_vec(event)?;
-        self.blocking(move |shared| {
+        blocking(&self.shared, move |shared| {
             let queues: Vec<&str> = queues.iter().map(String::as_str).collect();
             shared.enqueue(&queues, &body)
         })
@@ -477,7 +462,7 @@ impl JobQueue for EmbeddedQueue {
             Listener::Durable { name } => name,
         };
         let registered = name.clone();
-        self.blocking(move |shared| {
+        blocking(&self.shared, move |shared| {
             let txn = shared.db.begin_write()?;
             txn.open_table(LISTENERS)?.insert(registered.as_str(), 0)?;
             txn.commit()?;

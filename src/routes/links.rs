@@ -16,7 +16,7 @@ use serde_json::json;
 use super::auth::Caller;
 use super::error::ApiError;
 use super::images::{serve_image, REVALIDATE};
-use super::view::load;
+use super::view::{load, load_owned};
 use super::AppState;
 use crate::accounts::{AccountError, ShareLink, LINK_LIFETIME};
 use crate::domain::{Photo, RecordId};
@@ -35,7 +35,7 @@ pub async fn create(
     path: web::Path<String>,
     form: web::Json<LinkForm>,
 ) -> Result<HttpResponse, ApiError> {
-    let photo = load(&state, &path).await?;
+    let photo = load_owned(&state, &path).await?;
     caller.require_owner_or_admin(&photo)?;
     if !LINK_LIFETIME.contains(&form.expires_in_s) {
         return Err(ApiError::new(
@@ -69,7 +69,7 @@ pub async fn list(
     caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let photo = load(&state, &path).await?;
+    let photo = load_owned(&state, &path).await?;
     caller.require_owner_or_admin(&photo)?;
     let links = state.backends.accounts.links_of(&photo.id).await?;
     let links: Vec<_> = links
@@ -86,7 +86,7 @@ pub async fn revoke(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, link) = path.into_inner();
-    let photo = load(&state, &id).await?;
+    let photo = load_owned(&state, &id).await?;
     caller.require_owner_or_admin(&photo)?;
     let link = RecordId::parse(&link)
         .map_err(|_| ApiError::not_found(format!("no share link with id '{link}'")))?;

@@ -11,7 +11,7 @@ use serde_json::json;
 use super::auth::Caller;
 use super::error::ApiError;
 use super::form::{FormReader, Spooled};
-use super::view::{load, PhotoView};
+use super::view::{load_owned, PhotoView};
 use super::AppState;
 use crate::domain::{FileName, Op, PhotoId};
 use crate::error_code::ErrorCode;
@@ -191,7 +191,7 @@ pub async fn show(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let photo = load(&state, &path).await?;
+    let photo = load_owned(&state, &path).await?;
     Ok(HttpResponse::Ok().json(PhotoView::from(photo)))
 }
 
@@ -201,7 +201,7 @@ pub async fn remove(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let photo = load(&state, &path).await?;
+    let photo = load_owned(&state, &path).await?;
     caller.require_owner_or_admin(&photo)?;
     let backends = &state.backends;
     // Metadata first: from here on nothing points at the objects, whatever happens next.

@@ -79,17 +79,24 @@ pub fn variant_url(id: &PhotoId, name: &str) -> String {
     format!("/api/photos/{id}/variants/{name}")
 }
 
-/// The photo with this id, its owner as of now; 404 for an unknown or malformed id.
+/// The photo with this id as stored (its owner as recorded at upload); 404 for an unknown or
+/// malformed id. For serving its bytes, which needs no owner.
 pub async fn load(state: &AppState, id: &str) -> Result<Photo, ApiError> {
     let not_found = || ApiError::not_found(format!("no photo with id '{id}'"));
     let id = PhotoId::parse(id).map_err(|_| not_found())?;
-    let mut photo = state
+    state
         .backends
         .index
         .get(&id)
         .await
         .map_err(|e| ApiError::unavailable("reading the photo", &e))?
-        .ok_or_else(not_found)?;
+        .ok_or_else(not_found)
+}
+
+/// The photo with its owner as of now (renamed, or a removed person's successor): for showing
+/// it, and for deciding who may change it.
+pub async fn load_owned(state: &AppState, id: &str) -> Result<Photo, ApiError> {
+    let mut photo = load(state, id).await?;
     state
         .backends
         .accounts

@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use redb::{Database, DatabaseError, ReadableTable, TableDefinition};
 
 use super::{AccountStore, Table};
+use crate::blocking::blocking;
 
 pub struct EmbeddedAccounts {
     db: Arc<Database>,
@@ -66,15 +67,6 @@ impl EmbeddedAccounts {
         write.commit()?;
         Ok(EmbeddedAccounts { db: Arc::new(db) })
     }
-
-    /// Runs blocking store work off the async threads.
-    async fn blocking<T: Send + 'static>(
-        &self,
-        work: impl FnOnce(&Database) -> anyhow::Result<T> + Send + 'static,
-    ) -> anyhow::Result<T> {
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || work(&db)).await?
-    }
 }
 
 #[async_trait]
@@ -87,7 +79,7 @@ impl AccountStore for EmbeddedAccounts {
         ttl: Option<Duration>,
     ) -> anyhow::Result<bool> {
         let (key, sealed) = (key.to_owned(), seal(value, ttl));
-        self.blocking(move |db| {
+        blocking(&self.db, move |db| {
             let write = db.begin_write()?;
             let created = {
                 let mut records = write.open_table(definition(table))?;
@@ -113,7 +105,7 @@ impl AccountStore for EmbeddedAccounts {
         ttl: Option<Duration>,
     ) -> anyhow::Result<()> {
         let (key, sealed) = (key.to_owned(), seal(value, ttl));
-        self.blocking(move |db| {
+        blocking(&self.db, move |db| {
             let write = db.begin_write()?;
             write
                 .open_table(definition(table))?
@@ -126,7 +118,7 @@ impl AccountStore for EmbeddedAccounts {
 
     async fn get(&self, table: Table, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
         let key = key.to_owned();
-        self.blocking(move |db| {
+        blocking(&self.db, move |db| {
             let records = db.begin_read()?.open_table(definition(table))?;
             let sealed = records.get(key.as_str())?;
             Ok(sealed.and_then(|sealed| open(sealed.value()).map(|(value, _)| value.to_vec())))
@@ -140,7 +132,7 @@ impl AccountStore for EmbeddedAccounts {
 
     async fn take(&self, table: Table, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
         let key = key.to_owned();
-        self.blocking(move |db| {
+        blocking(&self.db, move |db| {
             let write = db.begin_write()?;
             let taken = write
                 .open_table(definition(table))?
@@ -153,7 +145,7 @@ impl AccountStore for EmbeddedAccounts {
     }
 
     async fn all(&self, table: Table) -> anyhow::Result<Vec<Vec<u8>>> {
-        self.blocking(move |db| {
+        blocking(&self.db, move |db| {
             let records = db.begin_read()?.open_table(definition(table))?;
             let mut live = Vec::new();
             for entry in records.iter()? {
@@ -169,7 +161,7 @@ impl AccountStore for EmbeddedAccounts {
 
     async fn count(&self, table: Table, key: &str, window: Duration) -> anyhow::Result<u64> {
         let key = key.to_owned();
-        self.blocking(move |db| {
+        blocking(&self.db, move |db| {
             let write = db.begin_write()?;
             let count = {
                 let mut records = write.open_table(definition(table))?;
@@ -194,7 +186,7 @@ impl AccountStore for EmbeddedAccounts {
 
     async fn counter(&self, table: Table, key: &str) -> anyhow::Result<Option<(u64, Duration)>> {
         let key = key.to_owned();
-        self.blocking(move |db| {
+        blocking(&self.db, move |db| {
             let records = db.begin_read()?.open_table(definition(table))?;
             let sealed = records.get(key.as_str())?;
             Ok(sealed.and_then(|sealed| {
