@@ -15,6 +15,7 @@ use secrecy::ExposeSecret;
 use crate::accounts::store::{AccountStore, EmbeddedAccounts, RedisAccounts};
 use crate::accounts::Accounts;
 use crate::cache::{self, EmbeddedIndex, PhotoIndex, RedisIndex, RedisSettings};
+use crate::deadline::{self, Bounded};
 use crate::domain::{Event, Photo};
 use crate::queue::{AmqpQueue, EmbeddedQueue, JobQueue, QueueSettings};
 use crate::retry::{until_ok, RetryPolicy};
@@ -27,6 +28,8 @@ pub struct BackendSettings {
     pub s3: Option<S3Settings>,
     pub redis: Option<RedisSettings>,
     pub queue: QueueSettings,
+    /// How long any one call into a backend may take (`deadline`).
+    pub deadline: Duration,
 }
 
 impl BackendSettings {
@@ -37,6 +40,7 @@ impl BackendSettings {
             s3: None,
             redis: None,
             queue: QueueSettings::default(),
+            deadline: deadline::DEFAULT,
         }
     }
 
@@ -92,28 +96,39 @@ pub struct Backends {
 
 impl Backends {
     /// Connects every backend, waiting for each service as long as it takes. A backend
-    /// whose service address is not set is the embedded one, under the data dir.
+    /// whose service address is not set is the embedded one, under the data dir. Each is
+    /// wrapped in the deadline every later call runs under.
     pub async fn connect(settings: &BackendSettings, role: &str) -> anyhow::Result<Self> {
+        let limit = settings.deadline;
         let storage: Arc<dyn ObjectStore> = match &settings.s3 {
             Some(s3) => {
-                let storage = S3Store::new(s3)?;
+                let s3_store: Arc<dyn ObjectStore> = Arc::new(S3Store::new(s3)?);
+                let storage: Arc<dyn ObjectStore> = Bounded::new(s3_store, "S3", limit);
                 wait_for("S3", &s3.endpoint, || storage.prepare()).await;
-                Arc::new(storage)
+                storage
             }
             None => {
-                let storage = FsStore::in_data_dir(&settings.data_dir);
+                let files: Arc<dyn ObjectStore> =
+                    Arc::new(FsStore::in_data_dir(&settings.data_dir));
+                let storage: Arc<dyn ObjectStore> = Bounded::new(files, "the file store", limit);
                 storage.prepare().await?;
-                Arc::new(storage)
+                storage
             }
         };
         let (index, accounts) = Self::connect_index(settings).await?;
         let queue: Arc<dyn JobQueue> = match &settings.queue.amqp_url {
             Some(url) => {
-                let queue = AmqpQueue::new(url, &settings.queue.name, role)?;
+                let amqp: Arc<dyn JobQueue> =
+                    Arc::new(AmqpQueue::new(url, &settings.queue.name, role)?);
+                let queue: Arc<dyn JobQueue> = Bounded::new(amqp, "RabbitMQ", limit);
                 wait_for("RabbitMQ", &redact(url.expose_secret()), || queue.prepare()).await;
-                Arc::new(queue)
+                queue
             }
-            None => Arc::new(EmbeddedQueue::open_in(&settings.data_dir)?),
+            None => {
+                let embedded: Arc<dyn JobQueue> =
+                    Arc::new(EmbeddedQueue::open_in(&settings.data_dir)?);
+                Bounded::new(embedded, "the embedded queue", limit)
+            }
         };
         Ok(Backends {
             storage,
@@ -127,28 +142,34 @@ impl Backends {
     pub async fn connect_index(
         settings: &BackendSettings,
     ) -> anyhow::Result<(Arc<dyn PhotoIndex>, Accounts)> {
-        let (index, accounts): (Arc<dyn PhotoIndex>, Arc<dyn AccountStore>) = match &settings.redis
-        {
-            Some(redis) => {
-                let client = wait_for("Redis", &redact(redis.url.expose_secret()), || {
-                    cache::redis::connect(redis)
-                })
-                .await;
-                (
-                    Arc::new(RedisIndex::new(client.clone(), &redis.prefix)),
-                    Arc::new(RedisAccounts::new(client, &redis.prefix)),
-                )
-            }
-            // The accounts first: held by a running `serve`, they say so plainly.
-            None => {
-                let accounts = EmbeddedAccounts::open_in(&settings.data_dir)?;
-                (
-                    Arc::new(EmbeddedIndex::open_in(&settings.data_dir)?),
-                    Arc::new(accounts),
-                )
-            }
-        };
-        Ok((index, Accounts::new(accounts)))
+        let limit = settings.deadline;
+        let (index, accounts, store): (Arc<dyn PhotoIndex>, Arc<dyn AccountStore>, _) =
+            match &settings.redis {
+                Some(redis) => {
+                    let client = wait_for("Redis", &redact(redis.url.expose_secret()), || {
+                        cache::redis::connect(redis, limit)
+                    })
+                    .await;
+                    (
+                        Arc::new(RedisIndex::new(client.clone(), &redis.prefix)),
+                        Arc::new(RedisAccounts::new(client, &redis.prefix)),
+                        "Redis",
+                    )
+                }
+                // The accounts first: held by a running `serve`, they say so plainly.
+                None => {
+                    let accounts = EmbeddedAccounts::open_in(&settings.data_dir)?;
+                    (
+                        Arc::new(EmbeddedIndex::open_in(&settings.data_dir)?),
+                        Arc::new(accounts),
+                        "the embedded index",
+                    )
+                }
+            };
+        Ok((
+            Bounded::new(index, store, limit),
+            Accounts::new(Bounded::new(accounts, store, limit)),
+        ))
     }
 
     /// Announces the photo's current status to listeners. Best effort: a lost announcement

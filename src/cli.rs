@@ -187,6 +187,10 @@ pub struct HttpArgs {
     /// your own proxy (compose sets it for nginx), or clients could claim any address.
     #[arg(long, env = "GALLERY_TRUST_PROXY")]
     pub trust_proxy: bool,
+    /// Seconds a recorded photo may wait for its job to be queued before the web role queues
+    /// it again (after a crash between the two; keep it well above any upload's own time).
+    #[arg(long, env = "GALLERY_STRANDED_AFTER_S", default_value_t = WebSettings::default().stranded_after.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    pub stranded_after_s: u64,
     /// With GALLERY_ADMIN_PASSWORD (or …_FILE): create this admin at start while the gallery
     /// has no account yet (headless installs). Unset: the page asks for the first account.
     #[arg(long, env = "GALLERY_ADMIN_EMAIL")]
@@ -298,6 +302,10 @@ pub struct SharedArgs {
     /// Name of the job queue; the retry and dead-letter queues are named after it.
     #[arg(long, env = "GALLERY_JOB_QUEUE", default_value = "gallery.jobs")]
     pub job_queue: String,
+    /// Longest any one call into S3, Redis or RabbitMQ may take before it counts as failed
+    /// (a frozen store then answers 503 instead of hanging the request).
+    #[arg(long, env = "GALLERY_DEPENDENCY_TIMEOUT_MS", default_value_t = crate::deadline::DEFAULT.as_millis() as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub dependency_timeout_ms: u64,
     /// Largest accepted upload, per file, in bytes.
     #[arg(long, env = "GALLERY_MAX_UPLOAD_BYTES", default_value_t = Limits::default().max_upload_bytes)]
     pub max_upload_bytes: u64,

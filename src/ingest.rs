@@ -2,8 +2,14 @@
 //! its job — in that order, so a worker never sees a job without metadata. A failure at any
 //! step undoes the earlier ones: a photo is either fully accepted or leaves nothing behind.
 //!
+//! A process killed between recording and queueing leaves a photo `queued` with no job; the
+//! index marks every photo until its job is confirmed, and `requeue_stranded` queues what a
+//! mark outlived by a grace period.
+//!
 //! This is the use case, not HTTP: it answers an `IngestError`, and `routes` decides what
 //! status each becomes. A new way to refuse a file is a variant here with its `ErrorCode`.
+
+use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::Utc;
@@ -178,19 +184,54 @@ pub async fn accept(
         undo(backends, &photo, false).await;
         return Err(IngestError::unavailable("recording the photo")(error));
     }
-    // Announced before the job exists: publishes are confirmed, so `photo.queued` is in every
-    // listener's queue before a worker can say `photo.processing`, and pages see them in order.
-    backends.announce(&photo).await;
-    if let Err(error) = backends
-        .queue
-        .publish(&Job::first(id, request.ops.clone()))
-        .await
-    {
+    // Announced first, on the same channel as the job, so `photo.queued` reaches listeners
+    // before a worker can say `photo.processing` and pages see them in order. The two wait for
+    // their confirms together: a broker that does not answer costs one deadline, not two.
+    #[cfg(feature = "test-hooks")]
+    if std::env::var_os("GALLERY_TEST_ABORT_BEFORE_QUEUE").is_some() {
+        // Stands for a kill -9 between recording and queueing (`requeue_stranded` heals it).
+        std::process::abort();
+    }
+    let job = Job::first(id.clone(), request.ops.clone());
+    let (_, published) = tokio::join!(backends.announce(&photo), backends.queue.publish(&job));
+    if let Err(error) = published {
         undo(backends, &photo, true).await;
-        backends.announce_deleted(&photo).await;
+        // Not awaited: the broker just failed, and the client waits for this answer.
+        let backends = backends.clone();
+        let gone = photo.clone();
+        tokio::spawn(async move { backends.announce_deleted(&gone).await });
         return Err(IngestError::unavailable("queueing the photo")(error));
     }
+    if let Err(error) = backends.index.queued(&id).await {
+        // The job is queued: the sweep will queue it once more, which a worker skips.
+        tracing::warn!(%id, "could not clear the photo's not-yet-queued mark: {error:#}");
+    }
     Ok(photo)
+}
+
+/// Queues the jobs of photos recorded more than `grace` ago whose job was never confirmed
+/// queued: the web process was killed (or lost its broker and then its life) between the
+/// two steps. Answers how many it queued. Run by every web process now and then; two of them
+/// may both queue one photo, and the worker skips a job whose photo is already done.
+pub async fn requeue_stranded(backends: &Backends, grace: Duration) -> anyhow::Result<usize> {
+    let before = Utc::now() - chrono::Duration::from_std(grace)?;
+    let mut requeued = 0;
+    for id in backends.index.unqueued(before, 100).await? {
+        match backends.index.get(&id).await? {
+            Some(photo) if photo.status == Status::Queued => {
+                backends
+                    .queue
+                    .publish(&Job::first(id.clone(), photo.ops.clone()))
+                    .await?;
+                tracing::warn!(%id, "queued a photo whose upload was cut off before its job was");
+                requeued += 1;
+            }
+            // Gone, or a worker has it: a job existed after all.
+            _ => {}
+        }
+        backends.index.queued(&id).await?;
+    }
+    Ok(requeued)
 }
 
 async fn undo(backends: &Backends, photo: &Photo, recorded: bool) {

@@ -10,7 +10,7 @@
 //! `cli` is the command line only, and `startup` turns it into the settings each component
 //! owns (`storage::S3Settings`, `ingest::Limits`, `worker::WorkerSettings`, ...) and runs the
 //! roles; `error_code` is the catalog of every code the API answers with; `retry` is the one
-//! backoff every retry loop uses.
+//! backoff every retry loop uses; `deadline` bounds every call into a backend.
 
 pub mod accounts;
 pub mod backends;
@@ -18,6 +18,7 @@ pub mod bench;
 pub mod blocking;
 pub mod cache;
 pub mod cli;
+pub mod deadline;
 pub mod domain;
 pub mod error_code;
 pub mod healthcheck;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use redb::{Database, ReadableTable, TableDefinition};
 
 use super::{Page, PhotoIndex};
@@ -14,6 +15,8 @@ use crate::blocking::blocking;
 use crate::domain::{Photo, PhotoId};
 
 const PHOTOS: TableDefinition<&str, &[u8]> = TableDefinition::new("photos");
+/// Photos recorded but not yet known to be queued: id → when recorded (Unix ms).
+const UNQUEUED: TableDefinition<&str, i64> = TableDefinition::new("unqueued");
 
 pub struct EmbeddedIndex {
     db: Arc<Database>,
@@ -29,6 +32,7 @@ impl EmbeddedIndex {
             .with_context(|| format!("cannot open the photo index {}", path.display()))?;
         let write = db.begin_write()?;
         write.open_table(PHOTOS)?;
+        write.open_table(UNQUEUED)?;
         write.commit()?;
         Ok(EmbeddedIndex { db: Arc::new(db) })
     }
@@ -51,13 +55,46 @@ impl PhotoIndex for EmbeddedIndex {
     async fn insert(&self, photo: &Photo) -> anyhow::Result<()> {
         let id = photo.id.to_string();
         let json = serde_json::to_vec(photo)?;
+        let recorded = photo.created_at.timestamp_millis();
         blocking(&self.db, move |db| {
             let write = db.begin_write()?;
             write
                 .open_table(PHOTOS)?
                 .insert(id.as_str(), json.as_slice())?;
+            write.open_table(UNQUEUED)?.insert(id.as_str(), recorded)?;
             write.commit()?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn queued(&self, id: &PhotoId) -> anyhow::Result<()> {
+        let id = id.to_string();
+        blocking(&self.db, move |db| {
+            let write = db.begin_write()?;
+            write.open_table(UNQUEUED)?.remove(id.as_str())?;
+            write.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn unqueued(&self, before: DateTime<Utc>, limit: usize) -> anyhow::Result<Vec<PhotoId>> {
+        let before = before.timestamp_millis();
+        blocking(&self.db, move |db| {
+            let table = db.begin_read()?.open_table(UNQUEUED)?;
+            // Few rows (only uploads in flight or cut off), so a scan is cheap.
+            let mut stranded = Vec::new();
+            for entry in table.iter()? {
+                let (id, recorded) = entry?;
+                if recorded.value() <= before {
+                    if let Ok(id) = PhotoId::parse(id.value()) {
+                        stranded.push((recorded.value(), id));
+                    }
+                }
+            }
+            stranded.sort_by_key(|(recorded, _)| *recorded);
+            Ok(stranded.into_iter().take(limit).map(|(_, id)| id).collect())
         })
         .await
     }
@@ -97,6 +134,7 @@ impl PhotoIndex for EmbeddedIndex {
         blocking(&self.db, move |db| {
             let write = db.begin_write()?;
             let existed = write.open_table(PHOTOS)?.remove(id.as_str())?.is_some();
+            write.open_table(UNQUEUED)?.remove(id.as_str())?;
             write.commit()?;
             Ok(existed)
         })

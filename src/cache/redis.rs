@@ -2,8 +2,11 @@
 //! sorted set `{prefix}photos` holds every id with score 0, so members sort by their UUID v7,
 //! which is creation order, and pages are cut with ZRANGE BYLEX REV from the last id seen.
 
+use std::time::Duration;
+
 use anyhow::Context;
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use fred::prelude::*;
 use fred::types::sorted_sets::{ZRange, ZRangeBound, ZRangeKind, ZSort};
 use fred::types::{Expiration, SetOptions};
@@ -28,18 +31,20 @@ pub struct RedisIndex {
 
 /// Connects once; afterwards fred reconnects on its own with exponential backoff. The
 /// index and the accounts store share the client.
-pub async fn connect(settings: &RedisSettings) -> anyhow::Result<Client> {
+/// Its own timeouts are the deadline every backend call runs under (`deadline`), so a
+/// frozen Redis costs a command no more than that.
+pub async fn connect(settings: &RedisSettings, deadline: Duration) -> anyhow::Result<Client> {
     // fred's error would quote the URL, password included.
     let config = Config::from_url(settings.url.expose_secret()).map_err(|_| {
         anyhow::anyhow!("invalid Redis URL (expected redis://[:password@]host:port)")
     })?;
     let client = Builder::from_config(config)
         .with_connection_config(|c| {
-            c.connection_timeout = std::time::Duration::from_secs(5);
-            c.internal_command_timeout = std::time::Duration::from_secs(5);
+            c.connection_timeout = deadline;
+            c.internal_command_timeout = deadline;
         })
         .with_performance_config(|p| {
-            p.default_command_timeout = std::time::Duration::from_secs(5);
+            p.default_command_timeout = deadline;
         })
         .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
         .build()
@@ -62,6 +67,11 @@ impl RedisIndex {
 
     fn order_key(&self) -> String {
         format!("{}photos", self.prefix)
+    }
+
+    /// Ids of photos recorded but not yet known to be queued, scored by when (Unix ms).
+    fn unqueued_key(&self) -> String {
+        format!("{}unqueued", self.prefix)
     }
 
     fn parse(&self, json: &str) -> anyhow::Result<Photo> {
@@ -96,8 +106,48 @@ impl PhotoIndex for RedisIndex {
                 (0.0, photo.id.as_str()),
             )
             .await?;
+        let _: () = tx
+            .zadd(
+                self.unqueued_key(),
+                None,
+                None,
+                false,
+                false,
+                (
+                    photo.created_at.timestamp_millis() as f64,
+                    photo.id.as_str(),
+                ),
+            )
+            .await?;
         let _: () = tx.exec(true).await.context("Redis insert failed")?;
         Ok(())
+    }
+
+    async fn queued(&self, id: &PhotoId) -> anyhow::Result<()> {
+        let _: i64 = self
+            .client
+            .zrem(self.unqueued_key(), id.as_str())
+            .await
+            .context("Redis update failed")?;
+        Ok(())
+    }
+
+    async fn unqueued(&self, before: DateTime<Utc>, limit: usize) -> anyhow::Result<Vec<PhotoId>> {
+        let ids: Vec<String> = self
+            .client
+            .zrangebyscore(
+                self.unqueued_key(),
+                f64::NEG_INFINITY,
+                before.timestamp_millis() as f64,
+                false,
+                Some((0, limit as i64)),
+            )
+            .await
+            .context("Redis read failed")?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| PhotoId::parse(id).ok())
+            .collect())
     }
 
     async fn get(&self, id: &PhotoId) -> anyhow::Result<Option<Photo>> {
@@ -130,7 +180,9 @@ impl PhotoIndex for RedisIndex {
         let tx = self.client.multi();
         let _: () = tx.del(self.record_key(id)).await?;
         let _: () = tx.zrem(self.order_key(), id.as_str()).await?;
-        let (deleted, _): (i64, i64) = tx.exec(true).await.context("Redis delete failed")?;
+        let _: () = tx.zrem(self.unqueued_key(), id.as_str()).await?;
+        let (deleted, _, _): (i64, i64, i64) =
+            tx.exec(true).await.context("Redis delete failed")?;
         Ok(deleted > 0)
     }
 

@@ -48,10 +48,12 @@ impl ApiError {
     /// A backend failed: the cause is logged in full but the client only learns which step.
     pub fn unavailable(what: &str, cause: &anyhow::Error) -> Self {
         tracing::error!(error = format!("{cause:#}"), "{what} failed");
-        Self::new(
-            ErrorCode::Unavailable,
-            format!("{what} failed; try again later"),
-        )
+        // The store is named (the operator's first question), the cause's details are not.
+        let message = match crate::deadline::failing_store(cause) {
+            Some(store) => format!("{what} failed ({store}); try again later"),
+            None => format!("{what} failed; try again later"),
+        };
+        Self::new(ErrorCode::Unavailable, message)
     }
 
     pub fn status(&self) -> StatusCode {

@@ -46,6 +46,9 @@ pub struct WebSettings {
     pub admin: Option<FirstAdmin>,
     /// How slow an upload may be before it is cut off.
     pub upload_pace: form::UploadPace,
+    /// How long a recorded photo may wait for its job to be queued before the sweep queues
+    /// it (`ingest::requeue_stranded`); well above any upload's own time.
+    pub stranded_after: Duration,
 }
 
 /// The admin `GALLERY_ADMIN_EMAIL` and `GALLERY_ADMIN_PASSWORD` ask for.
@@ -65,6 +68,7 @@ impl Default for WebSettings {
             trust_proxy: false,
             admin: None,
             upload_pace: form::UploadPace::default(),
+            stranded_after: Duration::from_secs(300),
         }
     }
 }

@@ -8,6 +8,7 @@ mod settings;
 mod users;
 
 use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::{Compress, DefaultHeaders};
@@ -19,6 +20,7 @@ pub use self::settings::Settings;
 pub use self::users::manage_users;
 use crate::backends::{BackendSettings, Backends};
 use crate::error_code::ErrorCode;
+use crate::ingest;
 use crate::notifier::{self, NotifierSettings};
 use crate::routes::error::ApiError;
 use crate::routes::events::LiveEvents;
@@ -70,6 +72,10 @@ impl Application {
             spool_dir: settings.backends.data_dir.join("spool"),
         });
         routes::form::clear_spool(&settings.backends.data_dir.join("spool"));
+        tokio::spawn(requeue_stranded(
+            state.backends.clone(),
+            web_settings.stranded_after,
+        ));
         let static_dir = web_settings.static_dir.clone();
         let server =
             HttpServer::new(move || {
@@ -152,6 +158,19 @@ impl Application {
         let served = self.server.await;
         stopper.abort();
         served
+    }
+}
+
+/// Now and then queues the photos an ingest cut off between recording and queueing (see
+/// `ingest::requeue_stranded`), for as long as the web role runs.
+async fn requeue_stranded(backends: Backends, grace: Duration) {
+    // Often enough that a stranded photo waits about `grace`, rarely enough to cost nothing.
+    let every = (grace / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    loop {
+        tokio::time::sleep(every).await;
+        if let Err(error) = ingest::requeue_stranded(&backends, grace).await {
+            tracing::warn!("could not queue stranded photos (tried again in {every:?}): {error:#}");
+        }
     }
 }
 

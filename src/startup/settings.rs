@@ -98,6 +98,7 @@ impl Settings {
                 s3,
                 redis,
                 queue,
+                deadline: Duration::from_millis(args.dependency_timeout_ms),
             },
             limits: Limits {
                 max_upload_bytes: args.max_upload_bytes,
@@ -152,6 +153,7 @@ impl WebSettings {
             trust_proxy: args.trust_proxy,
             admin,
             upload_pace: Default::default(),
+            stranded_after: Duration::from_secs(args.stranded_after_s),
         })
     }
 }

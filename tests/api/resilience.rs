@@ -1,14 +1,18 @@
 //! Nothing accepted is lost: a worker killed mid-job, a worker asked to stop mid-job, a broker
-//! connection cut, a job that keeps failing, a job delivered twice. And roles share a host.
+//! connection cut, a job that keeps failing, a job delivered twice, a web process killed
+//! between recording a photo and queueing its job. And roles share a host.
 
 use std::time::Duration;
 
+use gallery::cache::{EmbeddedIndex, PhotoIndex};
 use gallery::domain::{Job, Photo, PhotoId, Status};
 use serde_json::Value;
 
 use crate::helpers::{
-    jpeg_fixture, signal, spawn_app, spawn_web_only_with, wait_exit, BackendSet, Logged, TestApp,
+    admin_env, jpeg_fixture, signal, spawn_app, spawn_web_only_with, temp_data_dir, wait_exit, Api,
+    BackendSet, Logged, TestApp,
 };
+use crate::serve::free_port;
 
 async fn wait_queue_empty(app: &TestApp) {
     for _ in 0..200 {
@@ -258,4 +262,129 @@ async fn a_job_that_keeps_killing_its_worker_ends_failed_and_dead_lettered() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("the job never reached the dead-letter queue");
+}
+
+/// Uploads one photo to a gallery that dies (abort, as kill -9) after recording the photo and
+/// before queueing its job. `uploader` holds the token to send.
+async fn upload_into_a_dying_web(doomed: &mut Logged, address: &str, uploader: &Api) {
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(jpeg_fixture(320, 240)).file_name("stranded.jpg"),
+    );
+    let token = uploader.token.as_deref().unwrap_or_default();
+    let cut_off = uploader
+        .client
+        .post(format!("{address}/api/photos"))
+        .bearer_auth(token)
+        .multipart(form)
+        .send()
+        .await;
+    assert!(cut_off.is_err(), "the doomed web answered: {cut_off:?}");
+    for _ in 0..100 {
+        if !doomed.running() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!doomed.running(), "the hook did not stop the web");
+}
+
+/// The one photo listed, which must be `queued`: recorded, with no job behind it.
+async fn the_stranded_photo(api: &Api) -> String {
+    let list = api.list("").await;
+    let photos = list["photos"].as_array().expect("photos");
+    assert_eq!(photos.len(), 1, "{list}");
+    assert_eq!(photos[0]["status"], "queued", "{list}");
+    photos[0]["id"].as_str().expect("id").to_owned()
+}
+
+#[tokio::test]
+async fn a_photo_whose_web_died_before_queueing_it_is_queued_by_the_next_web() {
+    let app = spawn_app(BackendSet::Services).await;
+    let web = |port: u16, extra: (&'static str, &str)| {
+        let mut env = app.env();
+        env.push(("GALLERY_LISTEN", format!("127.0.0.1:{port}")));
+        env.push((extra.0, extra.1.to_owned()));
+        Logged::start("info", &["web"], &env)
+    };
+    let port = free_port();
+    let mut doomed = web(port, ("GALLERY_TEST_ABORT_BEFORE_QUEUE", "1"));
+    assert!(doomed.wait_for("web listening").await, "{}", doomed.text());
+    upload_into_a_dying_web(&mut doomed, &format!("http://127.0.0.1:{port}"), &app).await;
+    let id = the_stranded_photo(&app).await;
+    assert_eq!(app.queue_depth("").await, 0, "a job was queued after all");
+
+    // Any web process sweeps; this one is told a photo is stranded after 1 s.
+    let healer = web(free_port(), ("GALLERY_STRANDED_AFTER_S", "1"));
+    assert!(healer.wait_for("web listening").await, "{}", healer.text());
+    let photo = app.wait_done(&id).await;
+    assert_eq!(photo["status"], "done", "{photo}");
+    assert!(
+        healer.wait_for("whose upload was cut off").await,
+        "{}",
+        healer.text()
+    );
+    assert_eq!(
+        app.list("").await["photos"].as_array().map(Vec::len),
+        Some(1)
+    );
+    wait_queue_empty(&app).await;
+}
+
+#[tokio::test]
+async fn a_photo_whose_serve_died_before_queueing_it_is_queued_after_the_restart() {
+    let data_dir = temp_data_dir();
+    let port = free_port();
+    let address = format!("http://127.0.0.1:{port}");
+    let listen = format!("--listen=127.0.0.1:{port}");
+    let dir = format!("--data-dir={}", data_dir.display());
+    let args = ["serve", listen.as_str(), dir.as_str()];
+    let [email, password] = admin_env();
+    let with = |extra: (&'static str, &str)| {
+        vec![
+            email.clone(),
+            password.clone(),
+            (extra.0, extra.1.to_owned()),
+        ]
+    };
+
+    let mut doomed = Logged::start(
+        "info",
+        &args,
+        &with(("GALLERY_TEST_ABORT_BEFORE_QUEUE", "1")),
+    );
+    assert!(
+        doomed.wait_for("gallery listening").await,
+        "{}",
+        doomed.text()
+    );
+    let api = Api::admin(&address).await;
+    upload_into_a_dying_web(&mut doomed, &address, &api).await;
+
+    // Read while nothing runs: recorded, `queued`, and still marked as never queued.
+    let id = {
+        let index = EmbeddedIndex::open_in(&data_dir).expect("index");
+        let page = index.list(10, None).await.expect("list");
+        assert_eq!(page.photos.len(), 1);
+        assert_eq!(page.photos[0].status, Status::Queued);
+        let marked = index.unqueued(chrono::Utc::now(), 10).await.expect("marks");
+        assert_eq!(marked, [page.photos[0].id.clone()]);
+        page.photos[0].id.to_string()
+    };
+
+    let restarted = Logged::start("info", &args, &with(("GALLERY_STRANDED_AFTER_S", "1")));
+    assert!(
+        restarted.wait_for("gallery listening").await,
+        "{}",
+        restarted.text()
+    );
+    let photo = api.wait_done(&id).await;
+    assert_eq!(photo["status"], "done", "{photo}");
+    assert!(
+        restarted.wait_for("whose upload was cut off").await,
+        "{}",
+        restarted.text()
+    );
+    drop(restarted);
+    let _ = std::fs::remove_dir_all(&data_dir);
 }

@@ -1,0 +1,176 @@
+//! Redis and RabbitMQ instances a test starts for itself (own ports, own data dir, own
+//! process group), to freeze or kill without touching the machine's shared ones. Each ends
+//! with the value that started it.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// A store's processes, in a process group of their own so a signal reaches all of them.
+struct Group {
+    leader: std::process::Child,
+    dir: PathBuf,
+    what: &'static str,
+}
+
+impl Group {
+    fn start(what: &'static str, mut command: Command, dir: PathBuf) -> Group {
+        use std::os::unix::process::CommandExt;
+        let leader = command
+            .process_group(0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {what} ({e}): install it (make test-deps)"));
+        Group { leader, dir, what }
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), "--", &format!("-{}", self.leader.id())])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "could not {name} {}", self.what);
+    }
+
+    /// Waits (60 s at most) until `port` takes connections.
+    async fn wait_listening(&self, port: u16) {
+        for _ in 0..600 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "{} never listened on {port} (see {})",
+            self.what,
+            self.dir.display()
+        );
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        // Thawed first: a stopped process does not act on SIGKILL until continued.
+        let _ = Command::new("kill")
+            .args(["-CONT", "--", &format!("-{}", self.leader.id())])
+            .status();
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.leader.id())])
+            .status();
+        let _ = self.leader.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("free port")
+        .port()
+}
+
+fn fresh_dir(what: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("gallery-{what}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("data dir");
+    dir
+}
+
+/// A Redis of the test's own, keeping nothing on disk.
+pub struct OwnRedis {
+    group: Group,
+    port: u16,
+}
+
+impl OwnRedis {
+    pub async fn start() -> OwnRedis {
+        let port = free_port();
+        let dir = fresh_dir("redis");
+        let mut command = Command::new("redis-server");
+        command.args([
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            &dir.display().to_string(),
+        ]);
+        let group = Group::start("redis-server", command, dir);
+        group.wait_listening(port).await;
+        OwnRedis { group, port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// SIGSTOP: connections stay open, nothing answers.
+    pub fn freeze(&self) {
+        self.group.signal("STOP");
+    }
+
+    pub fn thaw(&self) {
+        self.group.signal("CONT");
+    }
+}
+
+/// A RabbitMQ node of the test's own (Debian's rabbitmq-server, run as this user), with its
+/// own node name, ports, data dir and Erlang cookie. Starting it takes a few seconds.
+pub struct OwnRabbit {
+    group: Group,
+    port: u16,
+}
+
+impl OwnRabbit {
+    pub async fn start() -> OwnRabbit {
+        let port = free_port();
+        let dist_port = free_port();
+        let dir = fresh_dir("rabbitmq");
+        std::fs::write(
+            dir.join("rabbitmq.conf"),
+            format!("listeners.tcp.default = 127.0.0.1:{port}\n"),
+        )
+        .expect("config");
+        std::fs::write(dir.join("enabled_plugins"), "[].\n").expect("plugins");
+        let mut command = Command::new("/usr/lib/rabbitmq/bin/rabbitmq-server");
+        command
+            .current_dir(&dir)
+            .env("HOME", &dir)
+            // The machine's rabbitmq-env.conf names the shared node: not ours.
+            .env("RABBITMQ_CONF_ENV_FILE", "/dev/null")
+            .env(
+                "RABBITMQ_NODENAME",
+                format!("gallery-test-{port}@localhost"),
+            )
+            .env("RABBITMQ_NODE_PORT", port.to_string())
+            .env("RABBITMQ_DIST_PORT", dist_port.to_string())
+            .env("RABBITMQ_CONFIG_FILE", dir.join("rabbitmq.conf"))
+            .env("RABBITMQ_ENABLED_PLUGINS_FILE", dir.join("enabled_plugins"))
+            .env("RABBITMQ_MNESIA_BASE", dir.join("mnesia"))
+            .env("RABBITMQ_LOG_BASE", dir.join("log"))
+            .env("RABBITMQ_PID_FILE", dir.join("pid"))
+            .env("ERL_EPMD_ADDRESS", "127.0.0.1");
+        let group = Group::start("rabbitmq-server", command, dir);
+        group.wait_listening(port).await;
+        OwnRabbit { group, port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+    }
+
+    /// SIGSTOP: connections stay open, nothing answers.
+    pub fn freeze(&self) {
+        self.group.signal("STOP");
+    }
+
+    pub fn thaw(&self) {
+        self.group.signal("CONT");
+    }
+}
