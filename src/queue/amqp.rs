@@ -643,14 +643,23 @@ impl Settle for AmqpSettle {
             .ok_or_else(|| anyhow!("not a job delivery"))?;
         // Publish first: if we crash in between, the job runs twice, never zero times.
         let delay = delay.max(Duration::from_millis(1));
-        inner
+        let published = inner
             .publish(
                 "",
                 &inner.retry_queue(),
                 serde_json::to_vec(next)?,
                 Some(delay),
             )
-            .await?;
+            .await;
+        if let Err(error) = published {
+            // Handed back rather than held: an unsettled delivery would take one of this
+            // worker's prefetch slots for as long as its connection lives.
+            let _ = self
+                .channel
+                .basic_nack(BasicNackArguments::new(self.tag, false, true))
+                .await;
+            return Err(error);
+        }
         AmqpSettle::ack(self).await
     }
 

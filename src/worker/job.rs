@@ -1,6 +1,7 @@
 //! One job, start to finish: fetch the original, make the variants, store them, record the
 //! result, and only then settle the delivery. Failures are retried with backoff up to
-//! `max_attempts`; an image that cannot be decoded fails at once, since retrying cannot help.
+//! `max_attempts`; an image that cannot be decoded fails at once, since retrying cannot help;
+//! a store that is down costs no attempt, so an outage fails no photo.
 //! A job that never finishes because its processing kills the worker is caught by counting
 //! deliveries in the photo's record: it fails after `max_attempts` of them, on any queue.
 
@@ -8,6 +9,7 @@ use anyhow::{anyhow, Context as _};
 
 use super::WorkerSettings;
 use crate::backends::Backends;
+use crate::deadline;
 use crate::domain::{Job, Photo, Status, VariantInfo, VariantSpec};
 use crate::queue::Delivery;
 use crate::resize::{self, ProcessError};
@@ -41,6 +43,15 @@ pub async fn handle(context: &Context, delivery: Delivery) {
         Ok(outcome) => {
             tracing::info!(id = %job.photo_id, ?outcome, attempt = job.attempt, "job finished");
             delivery.settle.ack().await
+        }
+        Err(Failure::Transient(error)) if deadline::failing_store(&error).is_some() => {
+            // A store is down or not answering: not the photo's fault, so it costs no attempt,
+            // and the job comes back after each backoff step for as long as the outage lasts
+            // (each try costs at least one deadline, so this never spins). Nothing is marked:
+            // the store that failed may be the index itself.
+            let delay = context.settings.retry.delay(job.attempt);
+            tracing::warn!(id = %job.photo_id, attempt = job.attempt, "a store failed; job retried in {delay:?} at no cost: {error:#}");
+            delivery.settle.retry(job, delay).await
         }
         Err(Failure::Transient(error)) if job.attempt < context.settings.max_attempts => {
             let delay = context.settings.retry.delay(job.attempt);

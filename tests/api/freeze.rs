@@ -1,5 +1,6 @@
 //! A frozen store (SIGSTOP: connections open, nothing answers) costs a request one deadline,
-//! never a hang, and the gallery works again once it thaws, with no restart (#10 point 7).
+//! never a hang; a job the worker holds meanwhile is kept, not failed; and the gallery works
+//! again once the store thaws, with no restart (#10 point 7).
 //! The stores are the test's own instances; the machine's shared ones are left alone.
 
 use std::time::{Duration, Instant};
@@ -71,31 +72,51 @@ async fn a_frozen_rabbitmq_or_redis_costs_a_deadline_not_a_hang() {
         if let Some(index) = settings.backends.redis.as_mut() {
             index.url = redis.url().into();
         }
+        // Long enough to freeze a store while the worker holds a job.
+        settings.worker.job_delay = Duration::from_millis(1500);
     })
     .await;
-    let before = app
-        .upload_ok("before.jpg", jpeg_fixture(320, 240), None)
-        .await;
-    assert_eq!(app.wait_done(&before).await["status"], "done");
 
+    // RabbitMQ frozen while the worker holds a job.
+    let held = app
+        .upload_ok("held.jpg", jpeg_fixture(320, 240), None)
+        .await;
+    app.wait_status(&held, &["processing"]).await;
     rabbit.freeze();
     let refused_by_rabbit = upload_refused_naming(&app, "RabbitMQ").await;
     // The gallery is still shown: listing needs no broker.
-    assert_eq!(names(&app.list("").await), ["before.jpg"]);
+    assert_eq!(names(&app.list("").await), ["held.jpg"]);
     let thawed = Instant::now();
     rabbit.thaw();
     let rabbit_back = works_again(&app, thawed).await;
+    assert_eq!(app.wait_done(&held).await["status"], "done");
 
+    // Redis frozen while the worker holds a job: the job waits for it, at no attempt's cost.
+    let held = app
+        .upload_ok("held.jpg", jpeg_fixture(320, 240), None)
+        .await;
+    app.wait_status(&held, &["processing"]).await;
     redis.freeze();
     let refused_by_redis = upload_refused_naming(&app, "Redis").await;
     let thawed = Instant::now();
     redis.thaw();
     let redis_back = works_again(&app, thawed).await;
+    let photo = app.wait_done(&held).await;
+    assert_eq!(photo["status"], "done", "{photo}");
+    let id = gallery::domain::PhotoId::parse(&held).expect("id");
+    let record = app
+        .backends
+        .index
+        .get(&id)
+        .await
+        .expect("get")
+        .expect("kept");
+    assert_eq!(record.attempts, 1, "an outage cost the photo an attempt");
 
     // Neither refused upload left anything behind.
     assert_eq!(
         names(&app.list("").await),
-        ["after.jpg", "after.jpg", "before.jpg"]
+        ["after.jpg", "held.jpg", "after.jpg", "held.jpg"]
     );
     eprintln!(
         "frozen RabbitMQ: 503 after {refused_by_rabbit:?}, uploads again {rabbit_back:?} after \
