@@ -4,10 +4,13 @@
 //! refused there and the rest of it drained unread; and a client that sends too slowly is cut
 //! off (408 `upload_too_slow`) instead of holding a connection open.
 //!
-//! Files go to a spool file of their own (`Spooled`) chunk by chunk as they arrive, so
-//! receiving holds one chunk in memory whatever the size. They are stored only once the whole
-//! form is read, because fields such as `ops` may come after the files they apply to; then
-//! one at a time, so a request of 32 large files holds at most one of them in memory.
+//! How a file's bytes go to storage "as they arrive": into a spool file of their own
+//! (`Spooled`), chunk by chunk, so receiving holds one chunk in memory whatever the size; the
+//! file is checked from its head as soon as it is complete, and once the whole form is read it
+//! is streamed from the spool to storage (`ingest::accept`), one file at a time. Not straight
+//! to storage: fields such as `ops` may come after the files they apply to, and a request
+//! refused for them (or for its size, half way) must leave nothing in storage. A process
+//! killed mid-request leaves only spool files, which `clear_spool` removes.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -19,7 +22,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::error::ApiError;
 use crate::error_code::ErrorCode;
-use crate::ingest::{IngestError, Limits};
+use crate::ingest::{IngestError, Limits, Received};
 use crate::resize::{Format, ProbeError};
 
 /// How slow an upload may be before it is cut off.
@@ -182,21 +185,20 @@ impl<'a> FormReader<'a> {
         if let Some(error) = refused {
             return Ok(Err(error));
         }
-        match spooled {
-            Some((spooled, mut file)) => {
-                file.flush().await.map_err(|e| spool_failed(e.into()))?;
-                Ok(Ok(spooled))
-            }
+        let (mut spooled, mut file) = match spooled {
+            Some(opened) => opened,
             // Shorter than a type can be told from: the checks that follow say what is wrong.
             None => {
                 let (spooled, mut file) = Spooled::create(spool_dir).await.map_err(spool_failed)?;
                 file.write_all(&head)
                     .await
                     .map_err(|e| spool_failed(e.into()))?;
-                file.flush().await.map_err(|e| spool_failed(e.into()))?;
-                Ok(Ok(spooled))
+                (spooled, file)
             }
-        }
+        };
+        file.flush().await.map_err(|e| spool_failed(e.into()))?;
+        spooled.size = size;
+        Ok(Ok(spooled))
     }
 }
 
@@ -205,10 +207,11 @@ fn spool_failed(cause: anyhow::Error) -> ApiError {
     ApiError::unavailable("receiving the file", &cause)
 }
 
-/// A checked file waiting on disk until the form is read; the file goes when this is dropped
-/// (stored, refused, or the client went away).
+/// A received file waiting on disk until the form is read; the file goes when this is
+/// dropped (stored, refused, or the client went away), unless storing it moved it away.
 pub struct Spooled {
     path: PathBuf,
+    size: u64,
 }
 
 impl Spooled {
@@ -216,25 +219,25 @@ impl Spooled {
         tokio::fs::create_dir_all(dir).await?;
         let spooled = Spooled {
             path: dir.join(uuid::Uuid::now_v7().simple().to_string()),
+            size: 0,
         };
         let file = tokio::fs::File::create(&spooled.path).await?;
         Ok((spooled, file))
     }
 
-    pub async fn read(&self) -> anyhow::Result<Bytes> {
-        Ok(Bytes::from(tokio::fs::read(&self.path).await?))
+    /// The file, as `ingest` takes it.
+    pub fn received(&self) -> Received<'_> {
+        Received {
+            path: &self.path,
+            size: self.size,
+        }
     }
 
-    /// What `ingest::validate` says of the file.
+    /// What `ingest::validate` says of the file, from its head.
     pub async fn check(&self, limits: &Limits) -> Result<(), IngestError> {
-        let bytes = self
-            .read()
+        crate::ingest::check(self.received(), limits)
             .await
-            .map_err(|cause| IngestError::Unavailable {
-                step: "receiving the file",
-                cause,
-            })?;
-        crate::ingest::validate(&bytes, limits).map(|_| ())
+            .map(drop)
     }
 }
 

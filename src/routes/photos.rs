@@ -106,14 +106,8 @@ pub async fn upload(
                 let (limits, request) = (limits.clone(), request.clone());
                 let filename = part.filename.clone();
                 let accepting = tokio::spawn(async move {
-                    let bytes = spooled
-                        .read()
-                        .await
-                        .map_err(|cause| IngestError::Unavailable {
-                            step: "receiving the file",
-                            cause,
-                        })?;
-                    ingest::accept(&backends, &limits, filename, bytes, &request).await
+                    let file = spooled.received();
+                    ingest::accept(&backends, &limits, filename, file, &request).await
                 });
                 accepting.await.unwrap_or_else(|crashed| {
                     Err(IngestError::Unavailable {
