@@ -129,7 +129,8 @@ async fn png_metadata_bomb_is_422_and_leaves_nothing(set: BackendSet) {
 
 async fn file_names_are_cleaned(set: BackendSet) {
     let app = spawn_web_only_with(set, |_| {}).await;
-    let long = format!("{}.jpg", "a".repeat(1 << 20));
+    // Long, but within the 8 KiB a part's headers may take.
+    let long = format!("{}.jpg", "a".repeat(6000));
     let id = app.upload_ok(&long, jpeg_fixture(16, 16), None).await;
     let stored = app.photo(&id).await["filename"]
         .as_str()
@@ -155,6 +156,11 @@ async fn file_names_are_cleaned(set: BackendSet) {
         .filter_map(|p| p["filename"].as_str())
         .collect();
     assert_eq!(names, ["evilgpj.exe.jpg", "a".repeat(255).as_str()]);
+
+    // A name past what a part's headers may take ends the request there.
+    let endless = format!("{}.jpg", "a".repeat(1 << 20));
+    let response = app.upload(&[(&endless, jpeg_fixture(16, 16))], None).await;
+    assert_rejected(response, 400, "bad_multipart", "8192 bytes").await;
 
     // Nothing left to name: "unnamed"; a rejected file is named cleaned too.
     let response = app
