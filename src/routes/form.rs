@@ -64,7 +64,7 @@ const MAX_TEXT_BYTES: usize = 4 * 1024;
 const SNIFF_BYTES: usize = 12;
 /// The most bytes between two part bodies: the boundary line and the next part's headers
 /// (with the preamble, for the first part).
-pub const MAX_PART_HEAD_BYTES: usize = 8 * 1024;
+const MAX_PART_HEAD_BYTES: usize = 8 * 1024;
 
 /// Why `BoundedBody` cut a request off. The multipart parser passes on only that its stream
 /// failed, so the refusal itself is handed to `FormReader` through here.
