@@ -6,7 +6,8 @@
 //! the store, which `routes` answers as 503 `unavailable`.
 //!
 //! What is bounded: every call of `ObjectStore`, `PhotoIndex`, `JobQueue` and
-//! `AccountStore`. What is not: waiting for the next job or event (waiting is their job),
+//! `AccountStore`; a call that moves an object's bytes gets extra time for them
+//! (`SLOWEST_BYTES_PER_S`). What is not: waiting for the next job or event (waiting is their job),
 //! settling a delivery (its broker write is buffered; RabbitMQ redelivers what a lost
 //! connection leaves unsettled), and the body of a streamed image once it started.
 //!
@@ -14,6 +15,7 @@
 //! caller already treats an error as "may or may not have happened" and undoes or retries.
 
 use std::future::Future;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +31,12 @@ use crate::storage::{ByteStream, ObjectStore};
 
 /// The default deadline of one backend call.
 pub const DEFAULT: Duration = Duration::from_secs(10);
+/// The slowest a working store moves an object's bytes (1 MiB/s): calls that move data get
+/// the deadline plus their bytes at this rate, so a big original to a distant store is not
+/// cut off, while a store that moves nothing still fails within the deadline plus that.
+const SLOWEST_BYTES_PER_S: u64 = 1024 * 1024;
+/// What a read is allowed when its size is not known: the default largest upload (50 MiB).
+const LARGEST_READ: u64 = 50 * 1024 * 1024;
 
 /// Which store failed; found in an error's chain by [`failing_store`] so the client can be
 /// told what is down without the cause's details.
@@ -64,7 +72,26 @@ impl<T: ?Sized> Bounded<T> {
     }
 
     async fn call<R>(&self, call: impl Future<Output = anyhow::Result<R>>) -> anyhow::Result<R> {
-        match tokio::time::timeout(self.limit, call).await {
+        self.call_within(self.limit, call).await
+    }
+
+    /// A call that moves `bytes`: the deadline plus the time they take at the slowest rate a
+    /// working store is expected to manage.
+    async fn transfer<R>(
+        &self,
+        bytes: u64,
+        call: impl Future<Output = anyhow::Result<R>>,
+    ) -> anyhow::Result<R> {
+        let moving = Duration::from_secs(bytes / SLOWEST_BYTES_PER_S);
+        self.call_within(self.limit + moving, call).await
+    }
+
+    async fn call_within<R>(
+        &self,
+        limit: Duration,
+        call: impl Future<Output = anyhow::Result<R>>,
+    ) -> anyhow::Result<R> {
+        match tokio::time::timeout(limit, call).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(error.context(self.store)),
             Err(_) => {
@@ -86,10 +113,18 @@ impl ObjectStore for Bounded<dyn ObjectStore> {
         self.call(self.inner.check()).await
     }
     async fn put(&self, key: &str, bytes: Bytes, content_type: &str) -> anyhow::Result<()> {
-        self.call(self.inner.put(key, bytes, content_type)).await
+        let size = bytes.len() as u64;
+        self.transfer(size, self.inner.put(key, bytes, content_type))
+            .await
+    }
+    async fn put_file(&self, key: &str, path: &Path, content_type: &str) -> anyhow::Result<()> {
+        let size = tokio::fs::metadata(path).await.map_or(0, |meta| meta.len());
+        self.transfer(size, self.inner.put_file(key, path, content_type))
+            .await
     }
     async fn get(&self, key: &str) -> anyhow::Result<Option<Bytes>> {
-        self.call(self.inner.get(key)).await
+        // The size is not known before: allowed as much as the largest upload by default.
+        self.transfer(LARGEST_READ, self.inner.get(key)).await
     }
     async fn stream(&self, key: &str) -> anyhow::Result<Option<ByteStream>> {
         self.call(self.inner.stream(key)).await

@@ -8,11 +8,16 @@
 //!
 //! This is the use case, not HTTP: it answers an `IngestError`, and `routes` decides what
 //! status each becomes. A new way to refuse a file is a variant here with its `ErrorCode`.
+//!
+//! A file comes as a complete file on disk (`Received`, the web role's spool), and is never
+//! read whole: the rules are checked on its head (`read_head`: up to where the header ends,
+//! at most `HEAD_LIMIT`), and the store streams it.
 
+use std::path::Path;
 use std::time::Duration;
 
-use bytes::Bytes;
 use chrono::Utc;
+use tokio::io::AsyncReadExt;
 
 use crate::backends::Backends;
 use crate::domain::{Job, Notify, Op, Owner, Photo, PhotoId, Status};
@@ -103,18 +108,50 @@ impl IngestError {
     }
 }
 
-/// Checks what can be checked without decoding: size, type from the bytes, pixel count, the
-/// memory a decode would need, oversized metadata.
-pub fn validate(bytes: &[u8], limits: &Limits) -> Result<resize::Probe, IngestError> {
-    if bytes.len() as u64 > limits.max_upload_bytes {
+/// The most of a file's start read to check it. A JPEG's frame header comes after its
+/// metadata segments (EXIF, ICC profile, XMP): this leaves room for 1 MiB of ICC profile (the
+/// most the engine keeps) and 3 MiB of the rest. A JPEG whose frame header lies further is
+/// refused as unreadable.
+pub const HEAD_LIMIT: usize = 4 << 20;
+/// The first read of a file's head; each next one doubles what is held.
+const HEAD_STEP: usize = 64 * 1024;
+
+/// A received file, complete on disk: what `accept` takes.
+#[derive(Debug, Clone, Copy)]
+pub struct Received<'a> {
+    pub path: &'a Path,
+    /// Its length in bytes.
+    pub size: u64,
+}
+
+/// Reads the start of a file, as far as its header goes (`resize::head_complete`) and at most
+/// `HEAD_LIMIT`: what `validate` needs.
+pub async fn read_head(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut file = tokio::fs::File::open(path).await?;
+    let mut head = Vec::new();
+    loop {
+        // Doubling, so a head that ends late is scanned a few times, not once per step.
+        let want = head.len().max(HEAD_STEP).min(HEAD_LIMIT - head.len());
+        let read = (&mut file).take(want as u64).read_to_end(&mut head).await?;
+        if read < want || head.len() >= HEAD_LIMIT || resize::head_complete(&head) {
+            return Ok(head);
+        }
+    }
+}
+
+/// Checks what can be checked without decoding, from a file's `head` (its start, as
+/// `read_head` reads it) and its `size`: size, type from the bytes, pixel count, the memory a
+/// decode would need, oversized metadata.
+pub fn validate(head: &[u8], size: u64, limits: &Limits) -> Result<resize::Probe, IngestError> {
+    if size > limits.max_upload_bytes {
         return Err(IngestError::TooLarge {
             limit: limits.max_upload_bytes,
         });
     }
-    if bytes.is_empty() {
+    if size == 0 {
         return Err(IngestError::Empty);
     }
-    let probe = resize::probe(bytes)?;
+    let probe = resize::probe(head)?;
     if probe.pixels() > limits.max_pixels {
         return Err(IngestError::TooManyPixels {
             width: probe.width,
@@ -134,6 +171,14 @@ pub fn validate(bytes: &[u8], limits: &Limits) -> Result<resize::Probe, IngestEr
     Ok(probe)
 }
 
+/// `validate` on a received file, read from its head.
+pub async fn check(file: Received<'_>, limits: &Limits) -> Result<resize::Probe, IngestError> {
+    let head = read_head(file.path)
+        .await
+        .map_err(|e| IngestError::unavailable("reading the file")(e.into()))?;
+    validate(&head, file.size, limits)
+}
+
 /// What applies to every file of one upload request.
 #[derive(Debug, Clone, Default)]
 pub struct UploadRequest {
@@ -148,16 +193,16 @@ pub async fn accept(
     backends: &Backends,
     limits: &Limits,
     filename: String,
-    bytes: Bytes,
+    file: Received<'_>,
     request: &UploadRequest,
 ) -> Result<Photo, IngestError> {
-    let probe = validate(&bytes, limits)?;
+    let probe = check(file, limits).await?;
     let id = PhotoId::new();
     let photo = Photo {
         id: id.clone(),
         filename,
         content_type: probe.format.content_type().to_owned(),
-        bytes: bytes.len() as u64,
+        bytes: file.size,
         width: probe.width,
         height: probe.height,
         status: Status::Queued,
@@ -173,7 +218,7 @@ pub async fn accept(
     let original_key = Photo::original_key(&id);
     if let Err(error) = backends
         .storage
-        .put(&original_key, bytes, &photo.content_type)
+        .put_file(&original_key, file.path, &photo.content_type)
         .await
     {
         // A failed PUT may still have landed; make sure it did not.
@@ -184,14 +229,14 @@ pub async fn accept(
         undo(backends, &photo, false).await;
         return Err(IngestError::unavailable("recording the photo")(error));
     }
-    // Announced first, on the same channel as the job, so `photo.queued` reaches listeners
-    // before a worker can say `photo.processing` and pages see them in order. The two wait for
-    // their confirms together: a broker that does not answer costs one deadline, not two.
     #[cfg(feature = "test-hooks")]
     if std::env::var_os("GALLERY_TEST_ABORT_BEFORE_QUEUE").is_some() {
         // Stands for a kill -9 between recording and queueing (`requeue_stranded` heals it).
         std::process::abort();
     }
+    // Announced first, on the same channel as the job, so `photo.queued` reaches listeners
+    // before a worker can say `photo.processing` and pages see them in order. The two wait for
+    // their confirms together: a broker that does not answer costs one deadline, not two.
     let job = Job::first(id.clone(), request.ops.clone());
     let (_, published) = tokio::join!(backends.announce(&photo), backends.queue.publish(&job));
     if let Err(error) = published {

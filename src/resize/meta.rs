@@ -153,29 +153,52 @@ pub(crate) struct OversizedChunk {
 /// A truncated or corrupt chunk is not refused here: the decoder reports real corruption, and a
 /// prefix of the file is enough to check what it holds.
 pub(crate) fn png_oversized_chunk(bytes: &[u8]) -> Option<OversizedChunk> {
-    let mut pos = 8; // after the signature
-    loop {
-        let header = bytes.get(pos..pos + 8)?;
-        let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
-        let kind = &header[4..8];
-        let data_start = pos + 8;
-        let available = bytes.get(data_start..)?;
-        let data = &available[..len.min(available.len())];
-        match kind {
+    for chunk in png_chunks(bytes) {
+        match chunk.kind {
             b"IDAT" | b"IEND" => return None,
-            b"eXIf" if len > MAX_METADATA_BYTES => return Some(OversizedChunk { kind: "eXIf" }),
+            b"eXIf" if chunk.len > MAX_METADATA_BYTES => {
+                return Some(OversizedChunk { kind: "eXIf" })
+            }
             b"iCCP" => {
                 // Profile name (1-79 bytes), NUL, compression method (0 = zlib), zlib stream.
-                let name_end = data.iter().take(80).position(|&b| b == 0)?;
-                let stream = data.get(name_end + 2..)?;
+                let name_end = chunk.data.iter().take(80).position(|&b| b == 0)?;
+                let stream = chunk.data.get(name_end + 2..)?;
                 if inflates_past(stream, MAX_METADATA_BYTES) {
                     return Some(OversizedChunk { kind: "iCCP" });
                 }
             }
             _ => {}
         }
-        pos = data_start.checked_add(len)?.checked_add(4)?; // data and CRC
     }
+    None
+}
+
+/// One chunk of a PNG: its type, its declared length, and as much of its data as `bytes` holds.
+pub(crate) struct PngChunk<'a> {
+    pub kind: &'a [u8],
+    pub len: usize,
+    pub data: &'a [u8],
+}
+
+/// The chunks of a PNG after the signature, in order, until `bytes` ends (a prefix stops at
+/// the first chunk whose header it does not hold; the last one's data may be cut).
+pub(crate) fn png_chunks(bytes: &[u8]) -> impl Iterator<Item = PngChunk<'_>> {
+    let mut pos = Some(8); // after the signature
+    std::iter::from_fn(move || {
+        let at = pos?;
+        let header = bytes.get(at..at + 8)?;
+        let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let data_start = at + 8;
+        let available = bytes.get(data_start..)?;
+        pos = data_start
+            .checked_add(len)
+            .and_then(|end| end.checked_add(4)); // data and CRC
+        Some(PngChunk {
+            kind: &header[4..8],
+            len,
+            data: &available[..len.min(available.len())],
+        })
+    })
 }
 
 /// Whether a zlib stream inflates to more than `limit` bytes, found with one 32 KiB buffer and

@@ -82,7 +82,7 @@ mod raster;
 #[cfg(test)]
 mod tests;
 
-pub use probe::probe;
+pub use probe::{head_complete, probe};
 
 use frame::{Frame, Pixels, Transform};
 

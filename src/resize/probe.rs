@@ -36,6 +36,23 @@ pub fn probe(bytes: &[u8]) -> Result<Probe, ProbeError> {
     })
 }
 
+/// Whether `prefix`, the start of a file, holds all that `probe` reads of the whole file, so
+/// that a reader can stop there: for a JPEG up to its first scan header (the frame header and
+/// the scan's layout are before it), for a PNG up to its first image data chunk (every
+/// metadata chunk the rules inflate or measure is before it), for a WebP its image header. A
+/// prefix that is not an image holds all there is to tell.
+pub fn head_complete(prefix: &[u8]) -> bool {
+    match Format::sniff(prefix) {
+        Some(Format::Jpeg) => meta::jpeg_segments(prefix).any(|(marker, _)| marker == 0xDA),
+        Some(Format::Png) => {
+            meta::png_chunks(prefix).any(|chunk| matches!(chunk.kind, b"IDAT" | b"IEND"))
+        }
+        // RIFF header, chunk header, then at most 10 bytes of image header (`webp_size`).
+        Some(Format::Webp) => prefix.len() >= 30,
+        None => prefix.len() >= 12,
+    }
+}
+
 fn bad(message: &str) -> ProbeError {
     ProbeError::BadHeader(message.to_owned())
 }

@@ -252,6 +252,28 @@ fn probe_reads_every_format_from_the_header() {
 }
 
 #[test]
+fn the_head_a_reader_stops_at_probes_as_the_whole_file() {
+    let img = quadrants(48, 30);
+    let mut png_bytes = png(&DynamicImage::ImageRgb8(img.clone()));
+    png_bytes.extend(vec![0; 100_000]); // as if the image data went on
+    let cases = [
+        with_exif(&jpeg(&img), 6),
+        hostile::jpeg_with_icc(&jpeg(&img), &hostile::icc_profile(200_000)),
+        png_bytes,
+        hostile::png_iccp_bomb(1024),
+        webp_lossless(&DynamicImage::ImageRgb8(img)),
+        LOSSY_ALPHA_WEBP.to_vec(),
+    ];
+    for whole in cases {
+        let end = (1..=whole.len())
+            .find(|&end| head_complete(&whole[..end]))
+            .expect("the header ends");
+        assert_eq!(probe(&whole[..end]), probe(&whole), "head of {end} bytes");
+    }
+    assert!(head_complete(b"not an image"));
+}
+
+#[test]
 fn probe_rejects_unknown_and_broken_headers() {
     assert_eq!(probe(b""), Err(ProbeError::UnsupportedType));
     assert_eq!(probe(b"GIF89a......"), Err(ProbeError::UnsupportedType));

@@ -1,25 +1,40 @@
-//! Reading an upload's multipart body within bounds, whatever the client sends: the whole
-//! request is capped (`Limits::max_request_bytes`, 413 `request_too_large`), a text field at
-//! 4 KiB, a file at the per-file limit; a file that is not an image by its first bytes is
-//! refused there and the rest of it drained unread; and a client that sends too slowly is cut
-//! off (408 `upload_too_slow`) instead of holding a connection open.
+//! Reading an upload's multipart body within bounds, whatever the client sends.
 //!
-//! Files go to a spool file of their own (`Spooled`) chunk by chunk as they arrive, so
-//! receiving holds one chunk in memory whatever the size. They are stored only once the whole
-//! form is read, because fields such as `ops` may come after the files they apply to; then
-//! one at a time, so a request of 32 large files holds at most one of them in memory.
+//! The body passes through `BoundedBody` before the multipart parser sees it: every byte of it
+//! counts against the request cap (`Limits::max_request_bytes`, 413 `request_too_large`), a
+//! client that sends too slowly is cut off (408 `upload_too_slow`) instead of holding a
+//! connection open, and what lies between two part bodies (a boundary line and a part's
+//! headers, or a preamble), which the parser buffers whole until it ends, is at most 8 KiB
+//! (400 `bad_multipart`). Then `FormReader` bounds each part: a text field at 4 KiB, a file
+//! at the per-file limit; a file that is not an image by its first bytes is refused there and
+//! the rest of it drained unread.
+//!
+//! How a file's bytes go to storage "as they arrive": into a spool file of their own
+//! (`Spooled`), chunk by chunk, so receiving holds one chunk in memory whatever the size; the
+//! file is checked from its head as soon as it is complete, and once the whole form is read it
+//! is streamed from the spool to storage (`ingest::accept`), one file at a time. Not straight
+//! to storage: fields such as `ops` may come after the files they apply to, and a request
+//! refused for them (or for its size, half way) must leave nothing in storage. A process
+//! killed mid-request leaves only spool files, which `clear_spool` removes.
 
+use std::cell::RefCell;
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use actix_multipart::Field;
+use actix_multipart::{Field, Multipart, MultipartError};
+use actix_web::error::PayloadError;
+use actix_web::http::header::{HeaderMap, CONTENT_TYPE};
 use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use tokio::io::AsyncWriteExt;
 
 use super::error::ApiError;
 use crate::error_code::ErrorCode;
-use crate::ingest::{IngestError, Limits};
+use crate::ingest::{IngestError, Limits, Received};
 use crate::resize::{Format, ProbeError};
 
 /// How slow an upload may be before it is cut off.
@@ -47,13 +62,245 @@ impl Default for UploadPace {
 const MAX_TEXT_BYTES: usize = 4 * 1024;
 /// Enough of a file's start to tell its type (WebP needs 12).
 const SNIFF_BYTES: usize = 12;
+/// The most bytes between two part bodies: the boundary line and the next part's headers
+/// (with the preamble, for the first part).
+const MAX_PART_HEAD_BYTES: usize = 8 * 1024;
 
-/// Reads the parts of one request, counting every byte against the request's bounds.
-pub struct FormReader<'a> {
-    limits: &'a Limits,
+/// Why `BoundedBody` cut a request off. The multipart parser passes on only that its stream
+/// failed, so the refusal itself is handed to `FormReader` through here.
+type Refusal = Rc<RefCell<Option<ApiError>>>;
+
+/// A request body within the request's bounds (see the module doc); past one it fails, and
+/// its refusal waits in `refusal`.
+struct BoundedBody<S> {
+    inner: S,
+    max_bytes: u64,
     pace: UploadPace,
     started: Instant,
     received: u64,
+    idle: Pin<Box<tokio::time::Sleep>>,
+    /// `None` without a multipart boundary: the parser refuses such a body at once.
+    framing: Option<Framing>,
+    refusal: Refusal,
+    ended: bool,
+}
+
+impl<S> BoundedBody<S> {
+    fn refuse(&mut self, error: ApiError) -> Poll<Option<Result<Bytes, PayloadError>>> {
+        let cause = std::io::Error::other(error.message.clone());
+        *self.refusal.borrow_mut() = Some(error);
+        self.ended = true;
+        Poll::Ready(Some(Err(PayloadError::Io(cause))))
+    }
+
+    fn too_slow(&self) -> ApiError {
+        ApiError::new(
+            ErrorCode::UploadTooSlow,
+            format!(
+                "the upload is too slow: {} bytes in {} s (at least {} bytes/s are needed)",
+                self.received,
+                self.started.elapsed().as_secs(),
+                self.pace.min_bytes_per_s
+            ),
+        )
+    }
+}
+
+impl<S> Stream for BoundedBody<S>
+where
+    S: Stream<Item = Result<Bytes, PayloadError>> + Unpin,
+{
+    type Item = Result<Bytes, PayloadError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.ended {
+            return Poll::Ready(None);
+        }
+        let elapsed = this.started.elapsed();
+        if elapsed > this.pace.window
+            && this.received < this.pace.min_bytes_per_s * elapsed.as_secs()
+        {
+            return this.refuse(this.too_slow());
+        }
+        let chunk = match this.inner.poll_next_unpin(cx) {
+            Poll::Ready(Some(Ok(chunk))) => chunk,
+            Poll::Pending => {
+                if this.idle.as_mut().poll(cx).is_ready() {
+                    return this.refuse(this.too_slow());
+                }
+                return Poll::Pending;
+            }
+            other => return other,
+        };
+        this.received += chunk.len() as u64;
+        let deadline = tokio::time::Instant::now() + this.pace.idle;
+        this.idle.as_mut().reset(deadline);
+        if this.received > this.max_bytes {
+            let message = format!(
+                "the request is larger than the limit of {} bytes",
+                this.max_bytes
+            );
+            return this.refuse(ApiError::new(ErrorCode::RequestTooLarge, message));
+        }
+        if let Some(framing) = &mut this.framing {
+            if framing.feed(&chunk).is_err() {
+                let message = format!(
+                    "a part's headers (with its boundary line) are longer than \
+                     {MAX_PART_HEAD_BYTES} bytes"
+                );
+                return this.refuse(ApiError::new(ErrorCode::BadMultipart, message));
+            }
+        }
+        Poll::Ready(Some(Ok(chunk)))
+    }
+}
+
+/// Where in the multipart structure a body is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// Before the first delimiter.
+    Preamble,
+    /// After a delimiter, up to the blank line that ends the part's headers.
+    Head,
+    Body,
+    /// After the closing delimiter: the parser stops reading there.
+    Epilogue,
+}
+
+/// Follows a multipart body just far enough to count what lies outside part bodies: a body
+/// ends at a delimiter (`CRLF--boundary`, found across chunk edges), the part's headers that
+/// follow end at a blank line.
+struct Framing {
+    delimiter: memchr::memmem::Finder<'static>,
+    place: Place,
+    /// The end of what was searched for a delimiter, too short to hold one: the next chunk
+    /// may complete it.
+    carry: Vec<u8>,
+    /// Bytes outside part bodies since the last body ended.
+    outside: usize,
+    /// Bytes since the last delimiter, and the last four of them.
+    head_len: usize,
+    window: u32,
+}
+
+struct FramingTooLong;
+
+impl Framing {
+    fn new(boundary: &str) -> Self {
+        let delimiter = format!("\r\n--{boundary}").into_bytes();
+        Framing {
+            delimiter: memchr::memmem::Finder::new(&delimiter).into_owned(),
+            place: Place::Preamble,
+            // The first delimiter may open the body, with no line break before it.
+            carry: b"\r\n".to_vec(),
+            outside: 0,
+            head_len: 0,
+            window: 0,
+        }
+    }
+
+    fn feed(&mut self, mut data: &[u8]) -> Result<(), FramingTooLong> {
+        while !data.is_empty() {
+            match self.place {
+                Place::Epilogue => return Ok(()),
+                Place::Preamble | Place::Body => {
+                    let found = self.find_delimiter(data);
+                    if self.place == Place::Preamble {
+                        self.outside += found.unwrap_or(data.len());
+                    }
+                    let Some(end) = found else {
+                        return self.within_bounds();
+                    };
+                    self.place = Place::Head;
+                    self.head_len = 0;
+                    self.window = 0;
+                    data = &data[end..];
+                }
+                Place::Head => {
+                    let (used, place) = self.read_head(data);
+                    self.outside += used;
+                    self.within_bounds()?;
+                    data = &data[used..];
+                    if place == Place::Body {
+                        self.outside = 0;
+                        self.carry.clear();
+                    }
+                    self.place = place;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn within_bounds(&self) -> Result<(), FramingTooLong> {
+        if self.outside > MAX_PART_HEAD_BYTES {
+            Err(FramingTooLong)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Reads a part's head up to its blank line (then its body follows) or `--` right after
+    /// the delimiter (the closing one): the bytes used and the place after them.
+    fn read_head(&mut self, data: &[u8]) -> (usize, Place) {
+        for (at, &byte) in data.iter().enumerate() {
+            self.head_len += 1;
+            self.window = (self.window << 8) | u32::from(byte);
+            if self.head_len == 2 && self.window & 0xFFFF == u32::from(u16::from_be_bytes(*b"--")) {
+                return (at + 1, Place::Epilogue);
+            }
+            if self.window == u32::from_be_bytes(*b"\r\n\r\n") {
+                return (at + 1, Place::Body);
+            }
+        }
+        (data.len(), Place::Head)
+    }
+
+    /// Where the first delimiter in `carry` and `data` ends, in `data`; without one, keeps the
+    /// end of them in `carry`.
+    fn find_delimiter(&mut self, data: &[u8]) -> Option<usize> {
+        let len = self.delimiter.needle().len();
+        if !self.carry.is_empty() {
+            // Only a delimiter that starts in `carry` needs this; `carry` holds fewer bytes
+            // than one, so it ends in `data`.
+            let mut edge = self.carry.clone();
+            edge.extend_from_slice(&data[..data.len().min(len - 1)]);
+            if let Some(at) = self.delimiter.find(&edge) {
+                let end = at + len - self.carry.len();
+                self.carry.clear();
+                return Some(end);
+            }
+        }
+        if let Some(at) = self.delimiter.find(data) {
+            self.carry.clear();
+            return Some(at + len);
+        }
+        self.carry
+            .extend_from_slice(&data[data.len().saturating_sub(len - 1)..]);
+        let extra = self.carry.len().saturating_sub(len - 1);
+        self.carry.drain(..extra);
+        None
+    }
+}
+
+/// The boundary a multipart body's `Content-Type` names.
+fn boundary(headers: &HeaderMap) -> Option<String> {
+    let content_type: actix_web::mime::Mime =
+        headers.get(CONTENT_TYPE)?.to_str().ok()?.parse().ok()?;
+    Some(
+        content_type
+            .get_param(actix_web::mime::BOUNDARY)?
+            .as_str()
+            .to_owned(),
+    )
+}
+
+/// Reads the parts of one request, within the request's bounds and each part's.
+pub struct FormReader<'a> {
+    limits: &'a Limits,
+    pace: UploadPace,
+    refusal: Refusal,
 }
 
 impl<'a> FormReader<'a> {
@@ -61,52 +308,46 @@ impl<'a> FormReader<'a> {
         FormReader {
             limits,
             pace,
+            refusal: Refusal::default(),
+        }
+    }
+
+    /// The multipart parts of a request body, read through its bounds.
+    pub fn parts<S>(&self, headers: &HeaderMap, body: S) -> Multipart
+    where
+        S: Stream<Item = Result<Bytes, PayloadError>> + Unpin + 'static,
+    {
+        let bounded = BoundedBody {
+            inner: body,
+            max_bytes: self.limits.max_request_bytes,
+            pace: self.pace,
             started: Instant::now(),
             received: 0,
-        }
+            idle: Box::pin(tokio::time::sleep(self.pace.idle)),
+            framing: boundary(headers).map(|boundary| Framing::new(&boundary)),
+            refusal: self.refusal.clone(),
+            ended: false,
+        };
+        Multipart::new(headers, bounded)
+    }
+
+    /// What a failure of the parts answers: the bound the body broke, else a bad body.
+    pub fn failed(&self, error: MultipartError) -> ApiError {
+        self.refusal.borrow_mut().take().unwrap_or_else(|| {
+            ApiError::new(
+                ErrorCode::BadMultipart,
+                format!("malformed multipart body: {error}"),
+            )
+        })
     }
 
     /// The part's next chunk, or `None` at its end; an error ends the whole request.
     async fn next_chunk(&mut self, field: &mut Field) -> Result<Option<Bytes>, ApiError> {
-        let elapsed = self.started.elapsed();
-        let too_slow = || {
-            ApiError::new(
-                ErrorCode::UploadTooSlow,
-                format!(
-                    "the upload is too slow: {} bytes in {} s (at least {} bytes/s are needed)",
-                    self.received,
-                    elapsed.as_secs(),
-                    self.pace.min_bytes_per_s
-                ),
-            )
-        };
-        if elapsed > self.pace.window
-            && self.received < self.pace.min_bytes_per_s * elapsed.as_secs()
-        {
-            return Err(too_slow());
+        match field.next().await {
+            None => Ok(None),
+            Some(Ok(chunk)) => Ok(Some(chunk)),
+            Some(Err(error)) => Err(self.failed(error)),
         }
-        let chunk = match tokio::time::timeout(self.pace.idle, field.next()).await {
-            Err(_) => return Err(too_slow()),
-            Ok(None) => return Ok(None),
-            Ok(Some(Err(error))) => {
-                return Err(ApiError::new(
-                    ErrorCode::BadMultipart,
-                    format!("upload interrupted: {error}"),
-                ))
-            }
-            Ok(Some(Ok(chunk))) => chunk,
-        };
-        self.received += chunk.len() as u64;
-        if self.received > self.limits.max_request_bytes {
-            return Err(ApiError::new(
-                ErrorCode::RequestTooLarge,
-                format!(
-                    "the request is larger than the limit of {} bytes",
-                    self.limits.max_request_bytes
-                ),
-            ));
-        }
-        Ok(Some(chunk))
     }
 
     /// Reads the rest of a part, keeping nothing.
@@ -182,21 +423,20 @@ impl<'a> FormReader<'a> {
         if let Some(error) = refused {
             return Ok(Err(error));
         }
-        match spooled {
-            Some((spooled, mut file)) => {
-                file.flush().await.map_err(|e| spool_failed(e.into()))?;
-                Ok(Ok(spooled))
-            }
+        let (mut spooled, mut file) = match spooled {
+            Some(opened) => opened,
             // Shorter than a type can be told from: the checks that follow say what is wrong.
             None => {
                 let (spooled, mut file) = Spooled::create(spool_dir).await.map_err(spool_failed)?;
                 file.write_all(&head)
                     .await
                     .map_err(|e| spool_failed(e.into()))?;
-                file.flush().await.map_err(|e| spool_failed(e.into()))?;
-                Ok(Ok(spooled))
+                (spooled, file)
             }
-        }
+        };
+        file.flush().await.map_err(|e| spool_failed(e.into()))?;
+        spooled.size = size;
+        Ok(Ok(spooled))
     }
 }
 
@@ -205,10 +445,11 @@ fn spool_failed(cause: anyhow::Error) -> ApiError {
     ApiError::unavailable("receiving the file", &cause)
 }
 
-/// A checked file waiting on disk until the form is read; the file goes when this is dropped
-/// (stored, refused, or the client went away).
+/// A received file waiting on disk until the form is read; the file goes when this is
+/// dropped (stored, refused, or the client went away), unless storing it moved it away.
 pub struct Spooled {
     path: PathBuf,
+    size: u64,
 }
 
 impl Spooled {
@@ -216,25 +457,25 @@ impl Spooled {
         tokio::fs::create_dir_all(dir).await?;
         let spooled = Spooled {
             path: dir.join(uuid::Uuid::now_v7().simple().to_string()),
+            size: 0,
         };
         let file = tokio::fs::File::create(&spooled.path).await?;
         Ok((spooled, file))
     }
 
-    pub async fn read(&self) -> anyhow::Result<Bytes> {
-        Ok(Bytes::from(tokio::fs::read(&self.path).await?))
+    /// The file, as `ingest` takes it.
+    pub fn received(&self) -> Received<'_> {
+        Received {
+            path: &self.path,
+            size: self.size,
+        }
     }
 
-    /// What `ingest::validate` says of the file.
+    /// What `ingest::validate` says of the file, from its head.
     pub async fn check(&self, limits: &Limits) -> Result<(), IngestError> {
-        let bytes = self
-            .read()
+        crate::ingest::check(self.received(), limits)
             .await
-            .map_err(|cause| IngestError::Unavailable {
-                step: "receiving the file",
-                cause,
-            })?;
-        crate::ingest::validate(&bytes, limits).map(|_| ())
+            .map(drop)
     }
 }
 
@@ -258,6 +499,60 @@ pub fn clear_spool(dir: &Path) {
             .is_ok_and(|modified| modified.elapsed().is_ok_and(|age| age > day));
         if old {
             let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(headers: &str, body: &[u8]) -> Vec<u8> {
+        let mut part = format!("--xyz\r\n{headers}\r\n\r\n").into_bytes();
+        part.extend_from_slice(body);
+        part.extend_from_slice(b"\r\n");
+        part
+    }
+
+    /// Feeds `body` in chunks of `size`: whether the framing stayed within bounds.
+    fn fits(body: &[u8], size: usize) -> bool {
+        let mut framing = Framing::new("xyz");
+        body.chunks(size).all(|chunk| framing.feed(chunk).is_ok())
+    }
+
+    #[test]
+    fn bodies_of_any_size_pass_in_chunks_of_any_size() {
+        let file = vec![b'-'; 300_000];
+        let long_head = format!(
+            "Content-Disposition: form-data; name=\"{}\"",
+            "n".repeat(7000)
+        );
+        let mut body = part("Content-Disposition: form-data; name=\"file\"", &file);
+        body.extend(part(&long_head, b"--xy\r\n--xy-\r\n-xyz: near misses"));
+        body.extend(part("", &file));
+        body.extend_from_slice(b"--xyz--\r\n");
+        body.extend(vec![b'e'; 100_000]); // an epilogue, never parsed
+        for size in [1, 2, 5, 7, 64, 4096, body.len()] {
+            assert!(fits(&body, size), "chunks of {size}");
+        }
+    }
+
+    #[test]
+    fn headers_or_a_preamble_past_the_bound_are_refused() {
+        let endless = format!(
+            "--xyz\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{}",
+            "a".repeat(MAX_PART_HEAD_BYTES)
+        );
+        let long_head = format!("X-Pad: {}", "p".repeat(MAX_PART_HEAD_BYTES));
+        let mut second = part("", &[0; 100_000]);
+        second.extend(part(&long_head, b"x"));
+        let preamble = format!("{}\r\n\r\n", "p".repeat(MAX_PART_HEAD_BYTES + 1));
+        let mut padded = b"--xyz".to_vec();
+        padded.extend(vec![b' '; MAX_PART_HEAD_BYTES + 1]);
+        for body in [endless.as_bytes(), &second, preamble.as_bytes(), &padded] {
+            for size in [1, 100, body.len()] {
+                assert!(!fits(body, size), "chunks of {size}");
+            }
         }
     }
 }

@@ -2,8 +2,7 @@
 //! people. Everyone sees every photo (a family gallery); a photo is deleted by the person who
 //! uploaded it or by an admin.
 
-use actix_multipart::Multipart;
-use actix_web::{delete, get, post, web, HttpResponse};
+use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
@@ -27,19 +26,16 @@ struct Part {
 pub async fn upload(
     state: web::Data<AppState>,
     caller: Caller,
-    mut form: Multipart,
+    request: HttpRequest,
+    body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let limits = &state.limits;
     let mut reader = FormReader::new(limits, state.upload_pace);
+    let mut form = reader.parts(request.headers(), body);
     let mut parts = Vec::new();
     let mut ops = Vec::new();
     while let Some(field) = form.next().await {
-        let mut field = field.map_err(|e| {
-            ApiError::new(
-                ErrorCode::BadMultipart,
-                format!("malformed multipart body: {e}"),
-            )
-        })?;
+        let mut field = field.map_err(|e| reader.failed(e))?;
         let name = field.name().unwrap_or_default().to_owned();
         match name.as_str() {
             "file" => {
@@ -106,14 +102,8 @@ pub async fn upload(
                 let (limits, request) = (limits.clone(), request.clone());
                 let filename = part.filename.clone();
                 let accepting = tokio::spawn(async move {
-                    let bytes = spooled
-                        .read()
-                        .await
-                        .map_err(|cause| IngestError::Unavailable {
-                            step: "receiving the file",
-                            cause,
-                        })?;
-                    ingest::accept(&backends, &limits, filename, bytes, &request).await
+                    let file = spooled.received();
+                    ingest::accept(&backends, &limits, filename, file, &request).await
                 });
                 accepting.await.unwrap_or_else(|crashed| {
                     Err(IngestError::Unavailable {

@@ -1,7 +1,10 @@
 //! `ObjectStore` on the local filesystem, for `gallery serve` without S3: one file per
-//! object under a root directory. Writes are atomic (temp file, fsync, rename), and every key
-//! maps to a path inside the root, whatever bytes it holds.
+//! object under a root directory. Writes are atomic (a complete file, fsync, rename: see
+//! `install`), and every key maps to a path inside the root, whatever bytes it holds. A file
+//! put from the same filesystem (the upload spool, in the same data dir) is renamed into
+//! place, never copied.
 
+use std::future::Future;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
@@ -10,7 +13,6 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
 
 use super::{ByteStream, ObjectStore};
 
@@ -44,6 +46,48 @@ impl FsStore {
             path.push(encode_segment(segment));
         }
         path
+    }
+
+    /// Makes the complete file `source` the object at `key`; `source` is gone afterwards. The
+    /// one way objects are written: the data synced, then renamed over the object (readers
+    /// see the old object or the new one, never part of one), then the directory entry synced
+    /// (the rename is durable only once it is). `source` must be on the store's filesystem.
+    async fn install(&self, source: &Path, key: &str) -> std::io::Result<()> {
+        let path = self.path_of(key);
+        let parent = path.parent().unwrap_or(&self.root).to_owned();
+        tokio::fs::create_dir_all(&parent).await?;
+        // Write access, not for writing: some systems refuse to sync a read-only handle.
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .open(source)
+            .await?;
+        file.sync_all().await?;
+        drop(file);
+        tokio::fs::rename(source, &path).await?;
+        sync_dir(&parent).await
+    }
+
+    /// Installs a temp file that `write` fills; the temp file goes if anything fails.
+    async fn install_new<F>(
+        &self,
+        key: &str,
+        write: impl FnOnce(PathBuf) -> F,
+    ) -> anyhow::Result<()>
+    where
+        F: Future<Output = std::io::Result<()>>,
+    {
+        let temp = self.temp.join(uuid::Uuid::now_v7().simple().to_string());
+        let written = async {
+            write(temp.clone()).await?;
+            self.install(&temp, key).await
+        }
+        .await;
+        if let Err(error) = written {
+            let _ = tokio::fs::remove_file(&temp).await;
+            return Err(error)
+                .with_context(|| format!("cannot write {}", self.path_of(key).display()));
+        }
+        Ok(())
     }
 }
 
@@ -108,27 +152,31 @@ impl ObjectStore for FsStore {
     }
 
     async fn put(&self, key: &str, bytes: Bytes, _content_type: &str) -> anyhow::Result<()> {
-        let path = self.path_of(key);
-        let parent = path.parent().unwrap_or(&self.root).to_owned();
-        tokio::fs::create_dir_all(&parent)
-            .await
-            .with_context(|| format!("cannot create {}", parent.display()))?;
-        let temp = self.temp.join(uuid::Uuid::now_v7().simple().to_string());
-        let written = async {
-            let mut file = tokio::fs::File::create(&temp).await?;
-            file.write_all(&bytes).await?;
-            file.sync_all().await?;
-            drop(file);
-            tokio::fs::rename(&temp, &path).await?;
-            // The rename is durable only once the directory entry is.
-            sync_dir(&parent).await
+        self.install_new(
+            key,
+            |temp| async move { tokio::fs::write(temp, bytes).await },
+        )
+        .await
+    }
+
+    async fn put_file(&self, key: &str, path: &Path, _content_type: &str) -> anyhow::Result<()> {
+        let renamed = self.install(path, key).await;
+        match renamed {
+            Ok(()) => Ok(()),
+            // Still there: the rename did not happen, most likely because the file is on
+            // another filesystem (a rename cannot cross one). Then it is copied, and installed
+            // as any new object; were it something else, the copy says so.
+            Err(_) if tokio::fs::try_exists(path).await.unwrap_or(false) => {
+                let source = path.to_owned();
+                self.install_new(key, |temp| async move {
+                    tokio::fs::copy(source, temp).await.map(drop)
+                })
+                .await
+            }
+            Err(error) => {
+                Err(error).with_context(|| format!("cannot write {}", self.path_of(key).display()))
+            }
         }
-        .await;
-        if let Err(error) = written {
-            let _ = tokio::fs::remove_file(&temp).await;
-            return Err(error).with_context(|| format!("cannot write {}", path.display()));
-        }
-        Ok(())
     }
 
     async fn get(&self, key: &str) -> anyhow::Result<Option<Bytes>> {
@@ -238,6 +286,64 @@ mod tests {
         assert!(!root.parent().expect("parent").join("escape").exists());
         let temp_left = std::fs::read_dir(root.join(".tmp"))?.count();
         assert_eq!(temp_left, 0);
+        std::fs::remove_dir_all(&root)?;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_file_is_moved_into_place_or_copied_across_filesystems() -> anyhow::Result<()> {
+        let (store, root) = store();
+        store.prepare().await?;
+        let spool = root.join("spool");
+        std::fs::create_dir_all(&spool)?;
+        let source = spool.join("upload");
+        let content: Vec<u8> = (0..300_000u32).map(|n| (n % 251) as u8).collect();
+        std::fs::write(&source, &content)?;
+        store
+            .put_file("photos/a/original", &source, "image/jpeg")
+            .await?;
+        assert_eq!(std::fs::read(store.path_of("photos/a/original"))?, content);
+        assert!(!source.exists(), "renamed, not copied");
+
+        // tmpfs is another filesystem than the temp dir on most machines: there, a copy.
+        use std::os::unix::fs::MetadataExt;
+        let shm = Path::new("/dev/shm");
+        let elsewhere =
+            shm.is_dir() && std::fs::metadata(shm)?.dev() != std::fs::metadata(&root)?.dev();
+        if elsewhere {
+            let source = shm.join(format!("gallery-fs-{}", uuid::Uuid::now_v7()));
+            std::fs::write(&source, &content)?;
+            store
+                .put_file("photos/b/original", &source, "image/jpeg")
+                .await?;
+            assert_eq!(std::fs::read(store.path_of("photos/b/original"))?, content);
+            assert!(source.exists(), "copied: the source is the caller's");
+            std::fs::remove_file(&source)?;
+        }
+        assert_eq!(std::fs::read_dir(root.join(".tmp"))?.count(), 0);
+        std::fs::remove_dir_all(&root)?;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_failed_put_leaves_no_object_and_no_temp_file() -> anyhow::Result<()> {
+        let (store, root) = store();
+        store.prepare().await?;
+        // A file where the object's directory should be: nothing can be written under it.
+        std::fs::write(root.join("photos"), b"in the way")?;
+        let source = root.join("upload");
+        std::fs::write(&source, b"an image")?;
+        assert!(store
+            .put_file("photos/a/original", &source, "image/jpeg")
+            .await
+            .is_err());
+        assert!(store
+            .put("photos/a/original", Bytes::from_static(b"x"), "image/jpeg")
+            .await
+            .is_err());
+        assert!(source.exists(), "the caller's file is left to the caller");
+        assert_eq!(std::fs::read_dir(root.join(".tmp"))?.count(), 0);
+        assert_eq!(std::fs::read(root.join("photos"))?, b"in the way");
         std::fs::remove_dir_all(&root)?;
         Ok(())
     }

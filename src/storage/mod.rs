@@ -5,6 +5,7 @@
 mod fs;
 mod s3;
 
+use std::path::Path;
 use std::pin::Pin;
 
 use async_trait::async_trait;
@@ -25,6 +26,10 @@ pub trait ObjectStore: Send + Sync {
     async fn check(&self) -> anyhow::Result<()>;
     /// Writes a whole object; it is either stored entirely or not at all.
     async fn put(&self, key: &str, bytes: Bytes, content_type: &str) -> anyhow::Result<()>;
+    /// Writes an object from a complete file, streaming it: memory holds a buffer, never the
+    /// file. Stored entirely or not at all, as `put`. The store may move the file into place
+    /// rather than copy it (`FsStore` does on its own filesystem), so it may be gone after.
+    async fn put_file(&self, key: &str, path: &Path, content_type: &str) -> anyhow::Result<()>;
     /// Reads a whole object; `None` when it does not exist.
     async fn get(&self, key: &str) -> anyhow::Result<Option<Bytes>>;
     /// Streams an object; `None` when it does not exist.

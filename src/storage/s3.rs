@@ -1,5 +1,17 @@
 //! `ObjectStore` on S3 through rust-s3, always path-style so self-hosted servers work
 //! without wildcard DNS.
+//!
+//! Files (`put_file`, an upload's original) go up as one streamed PUT to a presigned URL:
+//! the body is read from the file as it is sent (64 KiB at a time) with its length declared,
+//! so memory holds a buffer whatever the size, and an S3 PUT is atomic: cut short, it leaves
+//! no object, and a process killed half way leaves nothing to clean up. rust-s3's own
+//! `put_object_stream` was not used: it signs every 8 MiB part's payload, so it buffers each
+//! part and copies it into the request body, and runs up to 10 parts at once (2–10, from the
+//! machine's free memory): up to 160 MiB for one file, and a multipart upload that a killed
+//! process leaves behind. One PUT takes up to 5 GiB, far above any photo limit.
+
+use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use async_trait::async_trait;
@@ -10,6 +22,11 @@ use s3::{Bucket, BucketConfiguration, Region};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{ByteStream, ObjectStore};
+
+/// How long a presigned upload URL is valid: checked when the PUT starts, not when it ends.
+const PRESIGNED_SECS: u32 = 15 * 60;
+/// The read buffer of a streamed upload.
+const UPLOAD_BUFFER: usize = 64 * 1024;
 
 /// Where the bucket is and how to sign in.
 #[derive(Debug, Clone)]
@@ -27,6 +44,8 @@ pub struct S3Store {
     bucket: Box<Bucket>,
     region: Region,
     credentials: Credentials,
+    /// Sends streamed uploads (rust-s3's client takes only whole buffers).
+    http: reqwest::Client,
 }
 
 impl S3Store {
@@ -46,10 +65,17 @@ impl S3Store {
         let bucket = Bucket::new(&settings.bucket, region.clone(), credentials.clone())
             .context("invalid S3 bucket settings")?
             .with_path_style();
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            // Between two reads, not for the whole upload: a large file may take minutes.
+            .read_timeout(Duration::from_secs(60))
+            .build()
+            .context("cannot build the S3 upload client")?;
         Ok(S3Store {
             bucket,
             region,
             credentials,
+            http,
         })
     }
 }
@@ -101,6 +127,40 @@ impl ObjectStore for S3Store {
             .with_context(|| format!("S3 put {key} failed"))?;
         if !is_success(response.status_code()) {
             bail!("S3 put {key} failed: HTTP {}", response.status_code());
+        }
+        Ok(())
+    }
+
+    async fn put_file(&self, key: &str, path: &Path, content_type: &str) -> anyhow::Result<()> {
+        let file = tokio::fs::File::open(path)
+            .await
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        let size = file.metadata().await?.len();
+        let url = self
+            .bucket
+            .presign_put(key, PRESIGNED_SECS, None, None)
+            .await
+            .with_context(|| format!("S3 put {key}: cannot sign the upload"))?;
+        // The declared length makes a body that ends early (or runs long) fail the request
+        // rather than store a different object.
+        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
+            file,
+            UPLOAD_BUFFER,
+        ));
+        let response = self
+            .http
+            .put(url)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .header(reqwest::header::CONTENT_LENGTH, size)
+            .body(body)
+            .send()
+            .await
+            .with_context(|| format!("S3 put {key} failed"))?;
+        let status = response.status();
+        if !status.is_success() {
+            let text = response.text().await.unwrap_or_default();
+            let text: String = text.chars().take(500).collect();
+            bail!("S3 put {key} failed: HTTP {status} {text}");
         }
         Ok(())
     }

@@ -31,7 +31,7 @@ use tokio::sync::watch;
 pub const S3_ACCESS_KEY: &str = "gallery-test";
 pub const S3_SECRET_KEY: &str = "gallery-test-secret";
 
-fn s3_endpoint() -> String {
+pub fn s3_endpoint() -> String {
     std::env::var("GALLERY_TEST_S3_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:9100".into())
 }
 fn redis_url() -> String {
