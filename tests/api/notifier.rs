@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,13 +29,17 @@ struct Received {
 }
 
 /// A loopback HTTP server that records what it is sent, after refusing the first `fail_first`
-/// (with 500, or `refusal` when set).
-#[derive(Clone, Default)]
+/// (with 500, or `refusal` when set), and everything while `failing` is on. While `open` is
+/// off, requests wait unanswered: a receiver that hangs.
+#[derive(Clone)]
 struct Recorder {
     received: Arc<Mutex<Vec<Received>>>,
+    /// Requests that arrived, answered or not.
     attempts: Arc<AtomicUsize>,
     fail_first: usize,
     refusal: Option<u16>,
+    failing: Arc<AtomicBool>,
+    open: Arc<watch::Sender<bool>>,
     url: String,
 }
 
@@ -45,13 +49,34 @@ impl Recorder {
     }
 
     async fn start_refusing(fail_first: usize, refusal: Option<u16>) -> Recorder {
+        Self::launch(fail_first, refusal, false, true).await
+    }
+
+    /// Holds every request unanswered until `release` is called.
+    async fn hanging() -> Recorder {
+        Self::launch(0, None, false, false).await
+    }
+
+    fn release(&self) {
+        self.open.send_replace(true);
+    }
+
+    async fn launch(
+        fail_first: usize,
+        refusal: Option<u16>,
+        failing: bool,
+        open: bool,
+    ) -> Recorder {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let recorder = Recorder {
+            received: Arc::default(),
+            attempts: Arc::default(),
             fail_first,
             refusal,
+            failing: Arc::new(AtomicBool::new(failing)),
+            open: Arc::new(watch::channel(open).0),
             url,
-            ..Default::default()
         };
         let shared = recorder.clone();
         let server = HttpServer::new(move || {
@@ -59,7 +84,9 @@ impl Recorder {
             App::new().default_service(web::to(move |request: HttpRequest, body: web::Bytes| {
                 let shared = shared.clone();
                 async move {
-                    if shared.attempts.fetch_add(1, Ordering::SeqCst) < shared.fail_first {
+                    let attempt = shared.attempts.fetch_add(1, Ordering::SeqCst);
+                    let _ = shared.open.subscribe().wait_for(|open| *open).await;
+                    if attempt < shared.fail_first || shared.failing.load(Ordering::SeqCst) {
                         let status = shared.refusal.unwrap_or(500);
                         let status =
                             actix_web::http::StatusCode::from_u16(status).expect("a valid status");
@@ -95,6 +122,14 @@ impl Recorder {
 
     fn received(&self) -> Vec<Received> {
         self.received.lock().expect("lock").clone()
+    }
+
+    /// How many of the requests received mention `name` (a file name) in their JSON body.
+    fn about(&self, name: &str) -> usize {
+        self.received()
+            .iter()
+            .filter(|received| String::from_utf8_lossy(&received.body).contains(name))
+            .count()
     }
 }
 
@@ -195,6 +230,7 @@ fn config(
         lang,
         attempts: 4,
         retry: RetryPolicy::doubling(Duration::from_millis(50)),
+        concurrency: 16,
     }
 }
 
@@ -207,6 +243,11 @@ fn start_notifier(app: &TestApp, config: NotifierSettings) -> watch::Sender<bool
 /// Gives the uploader (the test's admin) contacts and a language in their profile, then
 /// uploads a photo with `ops`.
 async fn upload_with_targets(app: &TestApp, ops: &str, lang: &str) -> String {
+    upload_named(app, "perfil.jpg", ops, lang).await
+}
+
+/// `upload_with_targets` of a file called `name`.
+async fn upload_named(app: &TestApp, name: &str, ops: &str, lang: &str) -> String {
     let profile = serde_json::json!({
         "notify_email": "ana@example.com",
         "notify_telegram": "4242",
@@ -221,7 +262,7 @@ async fn upload_with_targets(app: &TestApp, ops: &str, lang: &str) -> String {
         .expect("profile");
     assert_eq!(response.status(), 200);
     let response = app
-        .upload_with(&[("ops", ops)], &[("perfil.jpg", jpeg_fixture(400, 300))])
+        .upload_with(&[("ops", ops)], &[(name, jpeg_fixture(400, 300))])
         .await;
     assert_eq!(response.status(), 202);
     let body: Value = response.json().await.expect("json");
@@ -308,6 +349,7 @@ async fn events_wait_for_a_notifier_that_is_down_and_failing_receivers_get_one_m
         .queue
         .subscribe_events(Listener::Durable {
             name: NOTIFY_LISTENER.into(),
+            prefetch: 16,
         })
         .await
         .expect("subscribe");
@@ -391,7 +433,55 @@ async fn a_refusal_is_not_retried(set: BackendSet) {
     assert_eq!(refusing.attempts.load(Ordering::SeqCst), 1, "asked once");
 }
 
+/// Photo A's webhook receiver hangs; B, uploaded after it, is told on Telegram while A's
+/// webhook call is still unanswered (so A's event is not settled), and both end well once
+/// the receiver answers.
+async fn a_dead_receiver_holds_back_no_other_event(set: BackendSet) {
+    let app = spawn_app(set).await;
+    let telegram = Recorder::start(0).await;
+    let webhook = Recorder::hanging().await;
+    let _stop = start_notifier(
+        &app,
+        config(None, Some(&telegram), Some(&webhook), Lang::En),
+    );
+    let first = upload_named(&app, "first.jpg", "", "en").await;
+    assert_eq!(app.wait_done(&first).await["status"], "done");
+    eventually("the first photo's webhook call", || {
+        (webhook.attempts.load(Ordering::SeqCst) >= 1).then_some(())
+    })
+    .await;
+
+    let second = upload_named(&app, "second.jpg", "", "en").await;
+    assert_eq!(app.wait_done(&second).await["status"], "done");
+    eventually("the second photo's Telegram message", || {
+        (telegram.about("second.jpg") == 1).then_some(())
+    })
+    .await;
+    assert!(
+        webhook.received().is_empty(),
+        "no webhook call has been answered yet: the first event is still in hand"
+    );
+    assert_eq!(app.queue_depth(".notify.dead").await, 0);
+
+    webhook.release();
+    eventually("both webhooks", || {
+        (webhook.about("first.jpg") >= 1 && webhook.about("second.jpg") >= 1).then_some(())
+    })
+    .await;
+    for _ in 0..200 {
+        if app.queue_depth(".notify").await == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(app.queue_depth(".notify").await, 0, "both events acked");
+    assert_eq!(app.queue_depth(".notify.dead").await, 0);
+    assert_eq!(telegram.about("first.jpg"), 1, "told once");
+    assert_eq!(telegram.about("second.jpg"), 1, "told once");
+}
+
 on_both_backends!(
+    a_dead_receiver_holds_back_no_other_event,
     a_refusal_is_not_retried,
     a_finished_photo_is_announced_by_mail_telegram_and_signed_webhook,
     events_wait_for_a_notifier_that_is_down_and_failing_receivers_get_one_message,
