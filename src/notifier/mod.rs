@@ -6,14 +6,27 @@
 //! - up to `concurrency` events are handled at once (also the queue's prefetch), and each
 //!   send of an event (every channel, every recipient) runs and is retried on its own, so a
 //!   receiver that hangs or keeps failing delays no other event and no other channel;
-//! - a receiver that refuses for good (HTTP 4xx but 408 and 429, SMTP 5xx) is not asked again.
+//! - a receiver that refuses for good (HTTP 4xx but 408 and 429, SMTP 5xx) is not asked again;
+//! - each send that succeeds is recorded at once in the ledger of sends (`ledger`), and an
+//!   event delivered again skips whoever the ledger says was told: after a kill -9 mid-retry,
+//!   only the sends that had not succeeded are made again.
 //!
 //! An event is acked once all its sends succeeded, dead-lettered once one failed for good
 //! (refused, or out of tries), and left unsettled, to be delivered again, when the notifier
-//! stops or loses its subscription first: then each send finishes the try it is in and starts
-//! no other. It is never acked with a send unmade.
+//! stops or loses its subscription first: then each send finishes the try it is in (so no
+//! answer is lost between the receiver and the ledger) and starts no other. It is never acked
+//! with a send unmade.
+//!
+//! What that promises: every recipient of a finished photo is told, unless its receiver
+//! refused or failed through every try (the event then waits in the dead-letter queue, and
+//! whoever was told is in the ledger should it be sent again). And told once, but for one
+//! window where it is at least once: a send whose success did not reach the ledger (the
+//! process died between the receiver's answer and the ledger write, or the write failed,
+//! which is logged) is made again if its event is delivered again. A ledger that cannot be
+//! read counts as "not sent" too: better told twice than never.
 
 pub mod channels;
+pub mod ledger;
 pub mod message;
 
 use std::future::Future;
@@ -28,6 +41,7 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use self::channels::{Email, Refused, Telegram, Webhook};
+use self::ledger::{Entry, Ledger};
 use self::message::Message;
 use crate::backends::Backends;
 use crate::domain::Event;
@@ -133,6 +147,7 @@ impl Channels {
 struct Context {
     channels: Channels,
     config: NotifierSettings,
+    ledger: Ledger,
 }
 
 /// How the sends of an event ended, worst last: an event's outcome is its sends' worst.
@@ -155,6 +170,7 @@ pub async fn run(
     let concurrency = config.concurrency.max(1);
     let context = Arc::new(Context {
         channels: Channels::new(&config)?,
+        ledger: Ledger::new(backends.accounts.store()),
         config,
     });
     loop {
@@ -263,7 +279,8 @@ async fn handle(context: Arc<Context>, delivery: EventDelivery, halted: watch::R
             delivery.settle.dead_letter().await
         }
         Outcome::Halted => {
-            // Dropped unsettled: the queue delivers it again.
+            // Dropped unsettled: the queue delivers it again, and the ledger skips what
+            // was sent.
             tracing::info!("not every send done; the event is left for redelivery");
             return;
         }
@@ -298,7 +315,9 @@ async fn notify<'a>(
         {
             sends.push(Box::pin(deliver(
                 context,
+                event,
                 "e-mail",
+                to,
                 halted.clone(),
                 move || email.send(to, message),
             )));
@@ -316,7 +335,9 @@ async fn notify<'a>(
         {
             sends.push(Box::pin(deliver(
                 context,
+                event,
                 "Telegram",
+                chat,
                 halted.clone(),
                 move || telegram.send(chat, message),
             )));
@@ -325,7 +346,9 @@ async fn notify<'a>(
     if let Some(webhook) = &channels.webhook {
         sends.push(Box::pin(deliver(
             context,
+            event,
             "webhook",
+            webhook.url(),
             halted.clone(),
             move || webhook.send(event, operator),
         )));
@@ -343,10 +366,13 @@ fn targets<'a>(own: Option<&'a str>, default: Option<&'a str>) -> [Option<&'a st
     [own, default.filter(|default| Some(*default) != own)]
 }
 
-/// One send to one recipient, retried on its own.
+/// One send to one recipient, retried on its own: skipped when the ledger has it (the event
+/// is a redelivery and this one went out before), recorded in the ledger once it succeeds.
 async fn deliver<F, Fut>(
     context: &Context,
+    event: &Event,
     channel: &'static str,
+    recipient: &str,
     mut halted: watch::Receiver<bool>,
     send: F,
 ) -> Outcome
@@ -354,9 +380,28 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
+    let entry = Entry::of(event, channel, recipient);
+    match context.ledger.sent(&entry).await {
+        Ok(true) => {
+            tracing::info!("{channel} already sent for this event; not sent again");
+            return Outcome::Sent;
+        }
+        Ok(false) => {}
+        // Better told twice than never.
+        Err(error) => {
+            tracing::warn!("cannot read the ledger of sends ({error:#}); sending {channel} anyway")
+        }
+    }
     let outcome = retry(&context.config, channel, &mut halted, send).await;
     if outcome == Outcome::Sent {
-        tracing::info!("{channel} sent");
+        match context.ledger.record(&entry).await {
+            Ok(()) => tracing::info!("{channel} sent"),
+            // Sent all the same; only a redelivery of this event would repeat it.
+            Err(error) => tracing::warn!(
+                "{channel} sent, but the ledger did not record it (a redelivery of this \
+                 event would send it again): {error:#}"
+            ),
+        }
     }
     outcome
 }
