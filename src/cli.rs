@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::ingest::Limits;
+use crate::notifier::NotifierSettings;
 use crate::resize;
 use crate::routes::events::StreamLimits;
 use crate::routes::WebSettings;
@@ -257,6 +258,10 @@ pub struct NotifyChannels {
     /// Language of the messages: en or pt-BR.
     #[arg(long, env = "GALLERY_LANG", default_value = "en")]
     pub lang: String,
+    /// Finished photos the notifier handles at once, so one whose receiver is slow or down
+    /// holds back none of the others (also its RabbitMQ prefetch).
+    #[arg(long, env = "GALLERY_NOTIFY_CONCURRENCY", default_value_t = NotifierSettings::default().concurrency, value_parser = clap::value_parser!(u16).range(1..))]
+    pub notify_concurrency: u16,
 }
 
 /// Settings shared by every role: where the backends are and the limits every role enforces.

@@ -204,6 +204,12 @@ impl Accounts {
         }
     }
 
+    /// The record store underneath, for the one kind of record kept beside the accounts that
+    /// is not theirs: the notifier's ledger of sends (`store::Table::Sent`).
+    pub fn store(&self) -> Arc<dyn AccountStore> {
+        self.store.clone()
+    }
+
     async fn read<T: DeserializeOwned>(
         &self,
         table: Table,

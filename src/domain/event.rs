@@ -65,4 +65,17 @@ impl Event {
             photo: photo.clone(),
         }
     }
+
+    /// What tells this event from every other: the photo, what happened to it, and which
+    /// worker start it ended (`Photo::deliveries`, which only grows). A later processing of
+    /// the same photo is a new event; the same outcome announced twice (a publish retried
+    /// after a lost confirm) is the same one. The notifier's ledger of sends is keyed by it.
+    pub fn identity(&self) -> String {
+        format!(
+            "{}:{}:{}",
+            self.photo.id,
+            self.kind.as_str(),
+            self.photo.deliveries
+        )
+    }
 }

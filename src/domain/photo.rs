@@ -42,7 +42,8 @@ pub struct Photo {
     #[serde(default)]
     pub attempts: u32,
     /// How many times a worker has started on this photo, finished or not; bounds the
-    /// redeliveries of a job whose processing kills the worker.
+    /// redeliveries of a job whose processing kills the worker. Never reset: it is also what
+    /// tells one finished processing from a later one (`Event::identity`).
     #[serde(default)]
     pub deliveries: u32,
     #[serde(default)]

@@ -115,6 +115,11 @@ impl Webhook {
         }
     }
 
+    /// Where it posts (which may carry a token: never logged).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     pub fn body(event: &Event, message: &Message) -> Vec<u8> {
         let photo = &event.photo;
         let body = json!({

@@ -474,7 +474,7 @@ impl JobQueue for AmqpQueue {
             .await
             .context("could not declare the RabbitMQ queues")?;
         let exchange = inner.events_exchange();
-        let (queue, manual_ack) = match &listener {
+        let (queue, manual_ack, prefetch) = match &listener {
             Listener::Live => {
                 // Server-named, exclusive, auto-deleted: gone with this connection.
                 let (queue, ..) = channel
@@ -484,13 +484,16 @@ impl JobQueue for AmqpQueue {
                 channel
                     .queue_bind(QueueBindArguments::new(&queue, &exchange, "photo.*"))
                     .await?;
-                (queue, false)
+                // Auto-acked: the broker ignores a prefetch there.
+                (queue, false, 16)
             }
-            Listener::Durable { name } => {
-                (inner.declare_durable_listener(&channel, name).await?, true)
+            Listener::Durable { name, prefetch } => {
+                let queue = inner.declare_durable_listener(&channel, name).await?;
+                (queue, true, *prefetch)
             }
         };
-        let subscription = Subscription::start(connection, channel, &queue, 16, manual_ack).await?;
+        let subscription =
+            Subscription::start(connection, channel, &queue, prefetch, manual_ack).await?;
         Ok(Box::new(AmqpEvents {
             subscription,
             manual_ack,

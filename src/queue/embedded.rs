@@ -213,11 +213,11 @@ impl EmbeddedQueue {
         .await
     }
 
-    fn receiver(&self, queue: String, prefetch: Option<u16>) -> Receiver {
+    fn receiver(&self, queue: String, prefetch: u16) -> Receiver {
         Receiver {
             shared: self.shared.clone(),
             queue,
-            permits: prefetch.map(|n| Arc::new(Semaphore::new(usize::from(n.max(1))))),
+            permits: Arc::new(Semaphore::new(usize::from(prefetch.max(1)))),
         }
     }
 }
@@ -226,15 +226,12 @@ impl EmbeddedQueue {
 struct Receiver {
     shared: Arc<Shared>,
     queue: String,
-    permits: Option<Arc<Semaphore>>,
+    permits: Arc<Semaphore>,
 }
 
 impl Receiver {
     async fn next(&mut self) -> anyhow::Result<(Lease, Vec<u8>)> {
-        let permit = match &self.permits {
-            Some(permits) => Some(permits.clone().acquire_owned().await?),
-            None => None,
-        };
+        let permit = self.permits.clone().acquire_owned().await?;
         loop {
             // Registered before looking, so a row added meanwhile still wakes us.
             let woken = self.shared.wake.notified();
@@ -269,7 +266,7 @@ struct Lease {
     queue: String,
     seq: u64,
     settled: AtomicBool,
-    _permit: Option<OwnedSemaphorePermit>,
+    _permit: OwnedSemaphorePermit,
 }
 
 impl Lease {
@@ -427,7 +424,7 @@ impl JobQueue for EmbeddedQueue {
 
     async fn consume(&self, prefetch: u16) -> anyhow::Result<Box<dyn JobStream>> {
         Ok(Box::new(EmbeddedJobs(
-            self.receiver(JOBS.to_owned(), Some(prefetch)),
+            self.receiver(JOBS.to_owned(), prefetch),
         )))
     }
 
@@ -457,9 +454,9 @@ impl JobQueue for EmbeddedQueue {
     }
 
     async fn subscribe_events(&self, listener: Listener) -> anyhow::Result<Box<dyn EventStream>> {
-        let name = match listener {
+        let (name, prefetch) = match listener {
             Listener::Live => return Ok(Box::new(LiveEvents(self.shared.live.subscribe()))),
-            Listener::Durable { name } => name,
+            Listener::Durable { name, prefetch } => (name, prefetch),
         };
         let registered = name.clone();
         blocking(&self.shared, move |shared| {
@@ -477,7 +474,7 @@ impl JobQueue for EmbeddedQueue {
         })
         .await?;
         Ok(Box::new(DurableEvents(
-            self.receiver(listener_queue(&name), None),
+            self.receiver(listener_queue(&name), prefetch),
         )))
     }
 }

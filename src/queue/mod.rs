@@ -59,8 +59,9 @@ pub enum Listener {
     /// catches up by reading the gallery).
     Live,
     /// Only finished photos (done, failed), kept in a durable queue named after `name` until
-    /// settled, so a listener that is down loses nothing (the notifier).
-    Durable { name: String },
+    /// settled, so a listener that is down loses nothing (the notifier). At most `prefetch`
+    /// are delivered and unsettled at once, so a listener can handle that many side by side.
+    Durable { name: String, prefetch: u16 },
 }
 
 /// Events as they are delivered to one listener.

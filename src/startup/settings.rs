@@ -179,6 +179,7 @@ impl NotifierSettings {
             )?,
             default_email: args.notify_email.clone(),
             default_telegram: args.notify_telegram.clone(),
+            concurrency: args.notify_concurrency,
             ..NotifierSettings::default()
         })
     }

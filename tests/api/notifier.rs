@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,8 +18,12 @@ use gallery::queue::{Listener, NOTIFY_LISTENER};
 use gallery::retry::RetryPolicy;
 use serde_json::Value;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
-use crate::helpers::{jpeg_fixture, spawn_app, BackendSet, TestApp};
+use crate::helpers::{
+    admin_env, jpeg_fixture, spawn_app, temp_data_dir, Api, BackendSet, Logged, TestApp,
+};
+use crate::serve::free_port;
 
 #[derive(Clone, Debug)]
 struct Received {
@@ -29,13 +33,17 @@ struct Received {
 }
 
 /// A loopback HTTP server that records what it is sent, after refusing the first `fail_first`
-/// (with 500, or `refusal` when set).
-#[derive(Clone, Default)]
+/// (with 500, or `refusal` when set), and everything while `failing` is on. While `open` is
+/// off, requests wait unanswered: a receiver that hangs.
+#[derive(Clone)]
 struct Recorder {
     received: Arc<Mutex<Vec<Received>>>,
+    /// Requests that arrived, answered or not.
     attempts: Arc<AtomicUsize>,
     fail_first: usize,
     refusal: Option<u16>,
+    failing: Arc<AtomicBool>,
+    open: Arc<watch::Sender<bool>>,
     url: String,
 }
 
@@ -45,13 +53,43 @@ impl Recorder {
     }
 
     async fn start_refusing(fail_first: usize, refusal: Option<u16>) -> Recorder {
+        Self::launch(fail_first, refusal, false, true).await
+    }
+
+    /// Answers 500 until `succeed` is called.
+    async fn failing() -> Recorder {
+        Self::launch(0, None, true, true).await
+    }
+
+    /// Holds every request unanswered until `release` is called.
+    async fn hanging() -> Recorder {
+        Self::launch(0, None, false, false).await
+    }
+
+    fn succeed(&self) {
+        self.failing.store(false, Ordering::SeqCst);
+    }
+
+    fn release(&self) {
+        self.open.send_replace(true);
+    }
+
+    async fn launch(
+        fail_first: usize,
+        refusal: Option<u16>,
+        failing: bool,
+        open: bool,
+    ) -> Recorder {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let recorder = Recorder {
+            received: Arc::default(),
+            attempts: Arc::default(),
             fail_first,
             refusal,
+            failing: Arc::new(AtomicBool::new(failing)),
+            open: Arc::new(watch::channel(open).0),
             url,
-            ..Default::default()
         };
         let shared = recorder.clone();
         let server = HttpServer::new(move || {
@@ -59,7 +97,9 @@ impl Recorder {
             App::new().default_service(web::to(move |request: HttpRequest, body: web::Bytes| {
                 let shared = shared.clone();
                 async move {
-                    if shared.attempts.fetch_add(1, Ordering::SeqCst) < shared.fail_first {
+                    let attempt = shared.attempts.fetch_add(1, Ordering::SeqCst);
+                    let _ = shared.open.subscribe().wait_for(|open| *open).await;
+                    if attempt < shared.fail_first || shared.failing.load(Ordering::SeqCst) {
                         let status = shared.refusal.unwrap_or(500);
                         let status =
                             actix_web::http::StatusCode::from_u16(status).expect("a valid status");
@@ -95,6 +135,14 @@ impl Recorder {
 
     fn received(&self) -> Vec<Received> {
         self.received.lock().expect("lock").clone()
+    }
+
+    /// How many of the requests received mention `name` (a file name) in their JSON body.
+    fn about(&self, name: &str) -> usize {
+        self.received()
+            .iter()
+            .filter(|received| String::from_utf8_lossy(&received.body).contains(name))
+            .count()
     }
 }
 
@@ -195,18 +243,32 @@ fn config(
         lang,
         attempts: 4,
         retry: RetryPolicy::doubling(Duration::from_millis(50)),
+        concurrency: 16,
     }
 }
 
 fn start_notifier(app: &TestApp, config: NotifierSettings) -> watch::Sender<bool> {
+    start_notifier_task(app, config).0
+}
+
+/// An in-process notifier, its stop switch and its task.
+fn start_notifier_task(
+    app: &TestApp,
+    config: NotifierSettings,
+) -> (watch::Sender<bool>, JoinHandle<anyhow::Result<()>>) {
     let (stop, stopped) = watch::channel(false);
-    tokio::spawn(notifier::run(app.backends.clone(), config, stopped));
-    stop
+    let task = tokio::spawn(notifier::run(app.backends.clone(), config, stopped));
+    (stop, task)
 }
 
 /// Gives the uploader (the test's admin) contacts and a language in their profile, then
 /// uploads a photo with `ops`.
 async fn upload_with_targets(app: &TestApp, ops: &str, lang: &str) -> String {
+    upload_named(app, "perfil.jpg", ops, lang).await
+}
+
+/// `upload_with_targets` of a file called `name`.
+async fn upload_named(app: &TestApp, name: &str, ops: &str, lang: &str) -> String {
     let profile = serde_json::json!({
         "notify_email": "ana@example.com",
         "notify_telegram": "4242",
@@ -221,7 +283,7 @@ async fn upload_with_targets(app: &TestApp, ops: &str, lang: &str) -> String {
         .expect("profile");
     assert_eq!(response.status(), 200);
     let response = app
-        .upload_with(&[("ops", ops)], &[("perfil.jpg", jpeg_fixture(400, 300))])
+        .upload_with(&[("ops", ops)], &[(name, jpeg_fixture(400, 300))])
         .await;
     assert_eq!(response.status(), 202);
     let body: Value = response.json().await.expect("json");
@@ -308,6 +370,7 @@ async fn events_wait_for_a_notifier_that_is_down_and_failing_receivers_get_one_m
         .queue
         .subscribe_events(Listener::Durable {
             name: NOTIFY_LISTENER.into(),
+            prefetch: 16,
         })
         .await
         .expect("subscribe");
@@ -391,7 +454,226 @@ async fn a_refusal_is_not_retried(set: BackendSet) {
     assert_eq!(refusing.attempts.load(Ordering::SeqCst), 1, "asked once");
 }
 
+/// Photo A's webhook receiver hangs; B, uploaded after it, is told on Telegram while A's
+/// webhook call is still unanswered (so A's event is not settled), and both end well once
+/// the receiver answers.
+async fn a_dead_receiver_holds_back_no_other_event(set: BackendSet) {
+    let app = spawn_app(set).await;
+    let telegram = Recorder::start(0).await;
+    let webhook = Recorder::hanging().await;
+    let _stop = start_notifier(
+        &app,
+        config(None, Some(&telegram), Some(&webhook), Lang::En),
+    );
+    let first = upload_named(&app, "first.jpg", "", "en").await;
+    assert_eq!(app.wait_done(&first).await["status"], "done");
+    eventually("the first photo's webhook call", || {
+        (webhook.attempts.load(Ordering::SeqCst) >= 1).then_some(())
+    })
+    .await;
+
+    let second = upload_named(&app, "second.jpg", "", "en").await;
+    assert_eq!(app.wait_done(&second).await["status"], "done");
+    eventually("the second photo's Telegram message", || {
+        (telegram.about("second.jpg") == 1).then_some(())
+    })
+    .await;
+    assert!(
+        webhook.received().is_empty(),
+        "no webhook call has been answered yet: the first event is still in hand"
+    );
+    assert_eq!(app.queue_depth(".notify.dead").await, 0);
+
+    webhook.release();
+    eventually("both webhooks", || {
+        (webhook.about("first.jpg") >= 1 && webhook.about("second.jpg") >= 1).then_some(())
+    })
+    .await;
+    for _ in 0..200 {
+        if app.queue_depth(".notify").await == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(app.queue_depth(".notify").await, 0, "both events acked");
+    assert_eq!(app.queue_depth(".notify.dead").await, 0);
+    assert_eq!(telegram.about("first.jpg"), 1, "told once");
+    assert_eq!(telegram.about("second.jpg"), 1, "told once");
+}
+
+/// A notifier stopped while an event's webhook waits for its next try leaves the event in
+/// its queue (neither acked nor parked); the next notifier sends only the webhook.
+async fn a_stopped_notifier_leaves_unsent_events_for_the_next_one(set: BackendSet) {
+    let app = spawn_app(set).await;
+    let telegram = Recorder::start(0).await;
+    let webhook = Recorder::failing().await;
+    let mut slow = config(None, Some(&telegram), Some(&webhook), Lang::En);
+    // The next try is far off: the stop comes while the event waits for it.
+    slow.retry = RetryPolicy::doubling(Duration::from_secs(3600));
+    let (stop, task) = start_notifier_task(&app, slow);
+    let id = upload_with_targets(&app, "", "en").await;
+    assert_eq!(app.wait_done(&id).await["status"], "done");
+    eventually("the Telegram message and a failed webhook call", || {
+        (telegram.received().len() == 1 && webhook.attempts.load(Ordering::SeqCst) >= 1)
+            .then_some(())
+    })
+    .await;
+
+    stop.send(true).expect("notifier running");
+    let stopped = tokio::time::timeout(Duration::from_secs(30), task).await;
+    assert!(
+        matches!(stopped, Ok(Ok(Ok(())))),
+        "the notifier did not stop by itself: {stopped:?}"
+    );
+    // Back in its queue (RabbitMQ requeues it once the closed connection is noticed).
+    for _ in 0..200 {
+        if app.queue_depth(".notify").await == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(app.queue_depth(".notify").await, 1, "left for redelivery");
+    assert_eq!(app.queue_depth(".notify.dead").await, 0, "not parked");
+
+    webhook.succeed();
+    let _next = start_notifier(
+        &app,
+        config(None, Some(&telegram), Some(&webhook), Lang::En),
+    );
+    eventually("the webhook", || {
+        Some(webhook.received()).filter(|r| !r.is_empty())
+    })
+    .await;
+    for _ in 0..200 {
+        if app.queue_depth(".notify").await == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(app.queue_depth(".notify").await, 0, "acked");
+    assert_eq!(webhook.received().len(), 1);
+    assert_eq!(telegram.received().len(), 1, "Telegram was not sent again");
+}
+
+/// The notifier's environment for the stand-ins (on top of the backends' `env`).
+fn channels_env(telegram: &Recorder, webhook: &Recorder) -> Vec<(&'static str, String)> {
+    vec![
+        ("GALLERY_TELEGRAM_TOKEN", "TOKEN123".into()),
+        ("GALLERY_TELEGRAM_API", telegram.url.clone()),
+        (
+            "GALLERY_WEBHOOK_URL",
+            format!("{}/hooks/gallery", webhook.url),
+        ),
+        ("GALLERY_WEBHOOK_SECRET", "s3cret".into()),
+    ]
+}
+
+/// After a kill -9 mid-retry, the redelivered event sends only what had not gone out: the
+/// webhook that was failing, not the Telegram message that had been sent. The notifier is a
+/// `gallery notifier` process on RabbitMQ and Redis, with the production retry schedule.
+#[tokio::test]
+async fn a_notifier_killed_mid_retry_sends_only_what_had_not_gone_out() {
+    let app = spawn_app(BackendSet::Services).await;
+    let telegram = Recorder::start(0).await;
+    let webhook = Recorder::failing().await;
+    let mut env = app.env();
+    env.extend(channels_env(&telegram, &webhook));
+    let first = Logged::start("info", &["notifier"], &env);
+    assert!(
+        first.wait_for("notifier listening").await,
+        "{}",
+        first.text()
+    );
+    let id = upload_with_targets(&app, "rotate90", "en").await;
+    assert_eq!(app.wait_done(&id).await["status"], "done");
+    for line in ["Telegram sent", "webhook send failed (try 1)"] {
+        assert!(
+            first.wait_for(line).await,
+            "never said {line:?}:\n{}",
+            first.text()
+        );
+    }
+    assert_eq!(telegram.received().len(), 1);
+    drop(first); // kill -9 while the webhook waits for its next try
+
+    webhook.succeed();
+    let second = Logged::start("info", &["notifier"], &env);
+    assert!(
+        second.wait_for("event notified and acked").await,
+        "{}",
+        second.text()
+    );
+    assert!(
+        second
+            .text()
+            .contains("Telegram already sent for this event; not sent again"),
+        "{}",
+        second.text()
+    );
+    assert_eq!(webhook.received().len(), 1, "the webhook delivered once");
+    assert_eq!(telegram.received().len(), 1, "Telegram told once");
+    assert_eq!(app.queue_depth(".notify.dead").await, 0);
+}
+
+/// The same on the embedded backends: the notifier runs inside `gallery serve`, so the whole
+/// gallery is killed mid-retry and started again on its data dir.
+#[tokio::test]
+async fn gallery_serve_killed_mid_retry_sends_only_what_had_not_gone_out() {
+    let telegram = Recorder::start(0).await;
+    let webhook = Recorder::failing().await;
+    let data_dir = temp_data_dir();
+    let port = free_port();
+    let listen = format!("--listen=127.0.0.1:{port}");
+    let dir = format!("--data-dir={}", data_dir.display());
+    let args = ["serve", listen.as_str(), dir.as_str()];
+    let mut env = channels_env(&telegram, &webhook);
+    env.push(("GALLERY_NOTIFY_TELEGRAM", "4242".into()));
+    env.extend(admin_env());
+
+    let first = Logged::start("info", &args, &env);
+    assert!(
+        first.wait_for("gallery listening").await,
+        "{}",
+        first.text()
+    );
+    let api = Api::admin(&format!("http://127.0.0.1:{port}")).await;
+    let id = api
+        .upload_ok("perfil.jpg", jpeg_fixture(400, 300), None)
+        .await;
+    assert_eq!(api.wait_done(&id).await["status"], "done");
+    for line in ["Telegram sent", "webhook send failed (try 1)"] {
+        assert!(
+            first.wait_for(line).await,
+            "never said {line:?}:\n{}",
+            first.text()
+        );
+    }
+    assert_eq!(telegram.received().len(), 1);
+    drop(first); // kill -9 of the whole gallery
+
+    webhook.succeed();
+    let second = Logged::start("info", &args, &env);
+    assert!(
+        second.wait_for("event notified and acked").await,
+        "{}",
+        second.text()
+    );
+    assert!(
+        second
+            .text()
+            .contains("Telegram already sent for this event; not sent again"),
+        "{}",
+        second.text()
+    );
+    assert_eq!(webhook.received().len(), 1, "the webhook delivered once");
+    assert_eq!(telegram.received().len(), 1, "Telegram told once");
+    drop(second);
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
+
 on_both_backends!(
+    a_dead_receiver_holds_back_no_other_event,
+    a_stopped_notifier_leaves_unsent_events_for_the_next_one,
     a_refusal_is_not_retried,
     a_finished_photo_is_announced_by_mail_telegram_and_signed_webhook,
     events_wait_for_a_notifier_that_is_down_and_failing_receivers_get_one_message,

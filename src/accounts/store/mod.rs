@@ -2,6 +2,11 @@
 //! record kind on (people, sessions, tokens, invites, share links, login-attempt counters).
 //! `redis` keeps it in Redis beside the photo index; `embedded` in a redb file under the data
 //! dir for `gallery serve`. Records are opaque bytes here: their shape is `accounts`' business.
+//!
+//! One table is not about accounts: `Sent`, the notifier's ledger of sends (see
+//! `notifier::ledger`). It needs exactly this (a durable keyed record with expiry, on Redis
+//! and on redb, reachable from every role), and a second store of the same shape beside
+//! this one would only duplicate it.
 
 mod embedded;
 mod redis;
@@ -35,10 +40,13 @@ pub enum Table {
     Successors,
     /// Facts about the gallery itself ("set up").
     Meta,
+    /// Not an account record: the notifier's ledger, one record per notification sent
+    /// (event, channel, recipient), kept a week so a redelivered event is not sent again.
+    Sent,
 }
 
 impl Table {
-    pub const ALL: [Table; 9] = [
+    pub const ALL: [Table; 10] = [
         Table::Users,
         Table::Emails,
         Table::Sessions,
@@ -48,6 +56,7 @@ impl Table {
         Table::Attempts,
         Table::Successors,
         Table::Meta,
+        Table::Sent,
     ];
 
     pub fn name(self) -> &'static str {
@@ -61,6 +70,7 @@ impl Table {
             Table::Attempts => "attempts",
             Table::Successors => "successors",
             Table::Meta => "meta",
+            Table::Sent => "notifications_sent",
         }
     }
 }
