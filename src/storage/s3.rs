@@ -155,7 +155,8 @@ impl ObjectStore for S3Store {
             .body(body)
             .send()
             .await
-            .with_context(|| format!("S3 put {key} failed"))?;
+            // The presigned URL carries a signature and the access key: never in a log line.
+            .map_err(|error| anyhow::anyhow!("S3 put {key} failed: {}", error.without_url()))?;
         let status = response.status();
         if !status.is_success() {
             let text = response.text().await.unwrap_or_default();
