@@ -12,6 +12,7 @@ pub mod health;
 pub mod images;
 pub mod links;
 pub mod me;
+pub mod metrics;
 pub mod photos;
 pub mod session;
 pub mod tokens;

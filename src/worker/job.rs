@@ -4,6 +4,11 @@
 //! a store that is down costs no attempt, so an outage fails no photo.
 //! A job that never finishes because its processing kills the worker is caught by counting
 //! deliveries in the photo's record: it fails after `max_attempts` of them, on any queue.
+//!
+//! Each stage is timed into the process's `metrics` (fetch, store and record here; decode,
+//! resize and encode as the engine reports them).
+
+use std::time::Instant;
 
 use anyhow::{anyhow, Context as _};
 
@@ -11,6 +16,7 @@ use super::WorkerSettings;
 use crate::backends::Backends;
 use crate::deadline;
 use crate::domain::{Job, Photo, Status, VariantInfo, VariantSpec};
+use crate::metrics::{JobFailure, Stage};
 use crate::queue::Delivery;
 use crate::resize::{self, ProcessError};
 
@@ -39,8 +45,13 @@ enum Failure {
 
 pub async fn handle(context: &Context, delivery: Delivery) {
     let job = &delivery.job;
+    let metrics = &context.backends.metrics;
+    let delivered = Instant::now();
     let settle = match run(context, job).await {
         Ok(outcome) => {
+            if outcome == Outcome::Done {
+                metrics.job_done(delivered.elapsed());
+            }
             tracing::info!(id = %job.photo_id, ?outcome, attempt = job.attempt, "job finished");
             delivery.settle.ack().await
         }
@@ -49,17 +60,35 @@ pub async fn handle(context: &Context, delivery: Delivery) {
             // and the job comes back after each backoff step for as long as the outage lasts
             // (each try costs at least one deadline, so this never spins). Nothing is marked:
             // the store that failed may be the index itself.
+            metrics.job_failed(JobFailure::Outage);
+            metrics.job_retried();
             let delay = context.settings.retry.delay(job.attempt);
-            tracing::warn!(id = %job.photo_id, attempt = job.attempt, "a store failed; job retried in {delay:?} at no cost: {error:#}");
+            tracing::warn!(
+                id = %job.photo_id,
+                attempt = job.attempt,
+                "a store failed; job retried in {delay:?} at no cost: {error:#}"
+            );
             delivery.settle.retry(job, delay).await
         }
         Err(Failure::Transient(error)) if job.attempt < context.settings.max_attempts => {
+            metrics.job_failed(JobFailure::Transient);
+            metrics.job_retried();
             let delay = context.settings.retry.delay(job.attempt);
-            tracing::warn!(id = %job.photo_id, attempt = job.attempt, "job failed, retrying in {delay:?}: {error:#}");
+            tracing::warn!(
+                id = %job.photo_id,
+                attempt = job.attempt,
+                "job failed, retrying in {delay:?}: {error:#}"
+            );
             mark(context, job, Status::Queued, &error).await;
             delivery.settle.retry(&job.next_attempt(), delay).await
         }
-        Err(Failure::Transient(error) | Failure::Permanent(error)) => {
+        Err(failure) => {
+            let (reason, error) = match failure {
+                Failure::Transient(error) => (JobFailure::Transient, error),
+                Failure::Permanent(error) => (JobFailure::Permanent, error),
+            };
+            metrics.job_failed(reason);
+            metrics.job_dead_lettered();
             tracing::error!(id = %job.photo_id, attempt = job.attempt, "job failed for good: {error:#}");
             mark(context, job, Status::Failed, &error).await;
             delivery.settle.dead_letter().await
@@ -73,6 +102,7 @@ pub async fn handle(context: &Context, delivery: Delivery) {
 
 async fn run(context: &Context, job: &Job) -> Result<Outcome, Failure> {
     let backends = &context.backends;
+    let metrics = &backends.metrics;
     let transient = Failure::Transient;
     let Some(mut photo) = backends.index.get(&job.photo_id).await.map_err(transient)? else {
         return Ok(Outcome::Gone);
@@ -99,6 +129,7 @@ async fn run(context: &Context, job: &Job) -> Result<Outcome, Failure> {
         return Ok(Outcome::Gone);
     }
     tracing::info!(id = %photo.id, attempt = job.attempt, delivery = photo.deliveries, "job started");
+    metrics.job_started();
     backends.announce(&photo).await;
     #[cfg(feature = "test-hooks")]
     if !context.settings.job_delay.is_zero() {
@@ -106,6 +137,7 @@ async fn run(context: &Context, job: &Job) -> Result<Outcome, Failure> {
     }
 
     let original_key = Photo::original_key(&photo.id);
+    let fetching = Instant::now();
     let original = backends
         .storage
         .get(&original_key)
@@ -116,6 +148,7 @@ async fn run(context: &Context, job: &Job) -> Result<Outcome, Failure> {
                 "the original ({original_key}) is missing from storage"
             ))
         })?;
+    metrics.stage(Stage::Fetch, fetching.elapsed());
     let specs = context.variants.clone();
     let engine = context.settings.engine.clone();
     let ops = job.ops.clone();
@@ -124,7 +157,11 @@ async fn run(context: &Context, job: &Job) -> Result<Outcome, Failure> {
             .await
             .map_err(|e| Failure::Permanent(anyhow!("image processing crashed: {e}")))?
             .map_err(|e: ProcessError| Failure::Permanent(e.into()))?;
+    metrics.stage(Stage::Decode, processed.timings.decode);
+    metrics.stage(Stage::Resize, processed.timings.resize);
+    metrics.stage(Stage::Encode, processed.timings.encode);
 
+    let storing = Instant::now();
     let mut stored = Vec::new();
     for variant in processed.variants {
         let key = Photo::variant_key(&photo.id, &variant.name);
@@ -143,11 +180,15 @@ async fn run(context: &Context, job: &Job) -> Result<Outcome, Failure> {
         stored.push(key);
         photo.variants.insert(variant.name, info);
     }
+    metrics.stage(Stage::Store, storing.elapsed());
     photo.status = Status::Done;
     photo.width = processed.width;
     photo.height = processed.height;
     photo.error = None;
-    if !backends.index.update(&photo).await.map_err(transient)? {
+    let recording = Instant::now();
+    let recorded = backends.index.update(&photo).await.map_err(transient)?;
+    metrics.stage(Stage::Record, recording.elapsed());
+    if !recorded {
         // Deleted while we worked: take back what we just stored.
         for key in stored {
             let _ = backends.storage.delete(&key).await;
