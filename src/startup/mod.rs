@@ -11,10 +11,11 @@ use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::middleware::{Compress, DefaultHeaders};
+use actix_web::middleware::{from_fn, Compress, DefaultHeaders};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use tokio::sync::watch;
+use tracing_actix_web::TracingLogger;
 
 pub use self::settings::Settings;
 pub use self::users::manage_users;
@@ -100,6 +101,9 @@ impl Application {
                             .add(("Referrer-Policy", "same-origin"))
                             .add(("Content-Security-Policy", CONTENT_SECURITY_POLICY)),
                     )
+                    // Outermost: the id, the span and the clock cover everything inside.
+                    .wrap(from_fn(routes::requests::request_id_header))
+                    .wrap(TracingLogger::<routes::requests::RequestLog>::new())
                     .service(routes::health::healthz)
                     .service(routes::health::readyz)
                     .service(routes::metrics::metrics)

@@ -6,11 +6,13 @@
 //! deliveries in the photo's record: it fails after `max_attempts` of them, on any queue.
 //!
 //! Each stage is timed into the process's `metrics` (fetch, store and record here; decode,
-//! resize and encode as the engine reports them).
+//! resize and encode as the engine reports them), and every line a job logs carries its photo
+//! id.
 
 use std::time::Instant;
 
 use anyhow::{anyhow, Context as _};
+use tracing::Instrument;
 
 use super::WorkerSettings;
 use crate::backends::Backends;
@@ -43,7 +45,14 @@ enum Failure {
     Permanent(anyhow::Error),
 }
 
+/// Runs one delivered job and settles it. Every line it logs, down to the backends', carries
+/// the photo's id (its span).
 pub async fn handle(context: &Context, delivery: Delivery) {
+    let span = tracing::info_span!("job", id = %delivery.job.photo_id);
+    handle_in_span(context, delivery).instrument(span).await
+}
+
+async fn handle_in_span(context: &Context, delivery: Delivery) {
     let job = &delivery.job;
     let metrics = &context.backends.metrics;
     let delivered = Instant::now();
@@ -52,7 +61,7 @@ pub async fn handle(context: &Context, delivery: Delivery) {
             if outcome == Outcome::Done {
                 metrics.job_done(delivered.elapsed());
             }
-            tracing::info!(id = %job.photo_id, ?outcome, attempt = job.attempt, "job finished");
+            tracing::info!(?outcome, attempt = job.attempt, "job finished");
             delivery.settle.ack().await
         }
         Err(Failure::Transient(error)) if deadline::failing_store(&error).is_some() => {
@@ -64,7 +73,6 @@ pub async fn handle(context: &Context, delivery: Delivery) {
             metrics.job_retried();
             let delay = context.settings.retry.delay(job.attempt);
             tracing::warn!(
-                id = %job.photo_id,
                 attempt = job.attempt,
                 "a store failed; job retried in {delay:?} at no cost: {error:#}"
             );
@@ -75,7 +83,6 @@ pub async fn handle(context: &Context, delivery: Delivery) {
             metrics.job_retried();
             let delay = context.settings.retry.delay(job.attempt);
             tracing::warn!(
-                id = %job.photo_id,
                 attempt = job.attempt,
                 "job failed, retrying in {delay:?}: {error:#}"
             );
@@ -89,14 +96,14 @@ pub async fn handle(context: &Context, delivery: Delivery) {
             };
             metrics.job_failed(reason);
             metrics.job_dead_lettered();
-            tracing::error!(id = %job.photo_id, attempt = job.attempt, "job failed for good: {error:#}");
+            tracing::error!(attempt = job.attempt, "job failed for good: {error:#}");
             mark(context, job, Status::Failed, &error).await;
             delivery.settle.dead_letter().await
         }
     };
     if let Err(error) = settle {
         // The broker will hand the job out again; a repeated job is harmless.
-        tracing::warn!(id = %job.photo_id, "could not settle job: {error:#}");
+        tracing::warn!("could not settle job: {error:#}");
     }
 }
 
@@ -128,7 +135,11 @@ async fn run(context: &Context, job: &Job) -> Result<Outcome, Failure> {
     if !backends.index.update(&photo).await.map_err(transient)? {
         return Ok(Outcome::Gone);
     }
-    tracing::info!(id = %photo.id, attempt = job.attempt, delivery = photo.deliveries, "job started");
+    tracing::info!(
+        attempt = job.attempt,
+        delivery = photo.deliveries,
+        "job started"
+    );
     metrics.job_started();
     backends.announce(&photo).await;
     #[cfg(feature = "test-hooks")]
@@ -214,6 +225,6 @@ async fn mark(context: &Context, job: &Job, status: Status, error: &anyhow::Erro
         anyhow::Ok(())
     };
     if let Err(e) = result.await {
-        tracing::warn!(id = %job.photo_id, "could not record the failure: {e:#}");
+        tracing::warn!("could not record the failure: {e:#}");
     }
 }

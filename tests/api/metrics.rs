@@ -1,12 +1,17 @@
-//! `/metrics`. Scrape, upload, scrape again: every counter and histogram moved by exactly
-//! what the upload and its job did, read from the exposition text itself. On both backend
-//! sets in process (each app counts into its own registry), and on a real `gallery worker`'s
-//! health listener.
+//! `/metrics` and the request and job logs. Scrape, upload, scrape again: every counter and
+//! histogram moved by exactly what the upload and its job did, read from the exposition text
+//! itself. On both backend sets in process (each app counts into its own registry), on a
+//! real `gallery worker`'s health listener, and the request log of a real `gallery serve`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::helpers::{jpeg_fixture, spawn_app, spawn_web_only_with, BackendSet, Logged};
+use serde_json::Value;
+
+use crate::helpers::{
+    admin_env, jpeg_fixture, spawn_app, spawn_web_only_with, temp_data_dir, Api, BackendSet,
+    Logged, ADMIN_PASSWORD,
+};
 use crate::serve::free_port;
 
 /// Every sample of one scrape, by metric name and labels.
@@ -207,6 +212,50 @@ async fn an_upload_and_its_job_move_every_count_by_exactly_what_they_did(set: Ba
         1.0
     );
     assert_eq!(delta("gallery_uploads_refused_total", &[]), 1.0);
+    let upload = |status| {
+        [
+            ("route", "/api/photos"),
+            ("method", "POST"),
+            ("status", status),
+        ]
+    };
+    for status in ["202", "415"] {
+        assert_eq!(
+            delta("gallery_http_requests_total", &upload(status)),
+            1.0,
+            "{status}"
+        );
+        assert_eq!(
+            delta(
+                "gallery_http_request_duration_seconds_count",
+                &upload(status)
+            ),
+            1.0
+        );
+        let [route, method, status] = upload(status);
+        assert_eq!(
+            delta(
+                "gallery_http_request_duration_seconds_bucket",
+                &[route, method, status, ("le", "+Inf")]
+            ),
+            1.0
+        );
+    }
+    assert_eq!(
+        delta("gallery_http_requests_total", &[("route", "/api/photos")]),
+        2.0,
+        "no other request counted against the upload route"
+    );
+    // The first scrape is counted; the second is not yet (it is counted once answered).
+    let scrape = [("route", "/metrics"), ("method", "GET"), ("status", "200")];
+    assert_eq!(delta("gallery_http_requests_total", &scrape), 1.0);
+    // The photo polled by id: counted under its template, never its id.
+    assert!(
+        delta(
+            "gallery_http_requests_total",
+            &[("route", "/api/photos/{id}")]
+        ) >= 1.0
+    );
     assert!(!after
         .0
         .iter()
@@ -217,7 +266,7 @@ async fn an_upload_and_its_job_move_every_count_by_exactly_what_they_did(set: Ba
 on_both_backends!(an_upload_and_its_job_move_every_count_by_exactly_what_they_did);
 
 /// The environment of a `gallery` child on `app`'s namespace, with its health listener on
-/// `port`.
+/// `port` and its log in JSON.
 fn child_env(app: &crate::helpers::TestApp, port: u16) -> Vec<(&'static str, String)> {
     let mut env: Vec<_> = app
         .env()
@@ -225,7 +274,20 @@ fn child_env(app: &crate::helpers::TestApp, port: u16) -> Vec<(&'static str, Str
         .filter(|(name, _)| *name != "GALLERY_HEALTH_LISTEN")
         .collect();
     env.push(("GALLERY_HEALTH_LISTEN", format!("127.0.0.1:{port}")));
+    env.push(("GALLERY_LOG_FORMAT", "json".into()));
     env
+}
+
+/// Every line of a JSON log, parsed (each must be an object).
+fn json_lines(log: &str) -> Vec<Value> {
+    log.lines()
+        .map(|line| {
+            let value: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+            assert!(value.is_object(), "{line}");
+            value
+        })
+        .collect()
 }
 
 #[tokio::test]
@@ -264,6 +326,150 @@ async fn a_worker_process_serves_its_own_counts_on_its_health_listener() {
     let web = Scrape::of(&app.url("/metrics")).await;
     assert_eq!(web.value("gallery_uploads_accepted_total", &[]), 1.0);
     assert_eq!(web.value("gallery_jobs_started_total", &[]), 0.0);
+
+    // Its log is JSON, a line per event, and the job's lines carry the photo id.
+    let lines = json_lines(&worker.text());
+    let about_the_photo: Vec<&Value> = lines
+        .iter()
+        .filter(|line| line["span"]["id"] == id.as_str())
+        .collect();
+    let messages: Vec<&str> = about_the_photo
+        .iter()
+        .filter_map(|line| line["message"].as_str())
+        .collect();
+    assert!(messages.contains(&"job started"), "{messages:?}");
+    assert!(messages.contains(&"job finished"), "{messages:?}");
+    let finished = about_the_photo
+        .iter()
+        .find(|line| line["message"] == "job finished")
+        .expect("finished line");
+    assert_eq!(finished["level"], "INFO");
+    assert_eq!(finished["outcome"], "Done");
+    assert!(finished["timestamp"].is_string());
+}
+
+/// Waits (10 s at most) until `log` has the "answered" line of request `id`, and answers it.
+async fn answered_line(served: &Logged, id: &str) -> Value {
+    for _ in 0..200 {
+        let lines = json_lines(&served.text());
+        let mine: Vec<Value> = lines
+            .into_iter()
+            .filter(|line| line["span"]["request_id"] == id && line["message"] == "answered")
+            .collect();
+        assert!(mine.len() <= 1, "more than one line for {id}: {mine:?}");
+        if let Some(line) = mine.into_iter().next() {
+            return line;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no line for request {id}:\n{}", served.text());
+}
+
+#[tokio::test]
+async fn each_request_is_one_line_with_its_id_route_status_and_duration_and_no_secret() {
+    let data_dir = temp_data_dir();
+    let port = free_port();
+    let mut env = admin_env().to_vec();
+    env.push(("GALLERY_LOG_FORMAT", "json".into()));
+    let address = format!("127.0.0.1:{port}");
+    let data = data_dir.display().to_string();
+    let served = Logged::start(
+        "info",
+        &["serve", "--listen", &address, "--data-dir", &data],
+        &env,
+    );
+    assert!(
+        served.wait_for("gallery listening").await,
+        "{}",
+        served.text()
+    );
+    let base = format!("http://{address}");
+    let admin = Api::admin(&base).await;
+    let token = admin.token.clone().expect("a token");
+    let anonymous = Api::new(&base);
+
+    // A share-link token in the path, a secret in the query, a cookie and a bearer token.
+    let share_token = "5ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7";
+    let shared = anonymous
+        .client
+        .get(format!(
+            "{base}/s/{share_token}/photo?key=query-secret-51a2"
+        ))
+        .header("cookie", "gallery_session=cookie-secret-88d1")
+        .send()
+        .await
+        .expect("share link");
+    assert_eq!(shared.status(), 404);
+    let listed = admin
+        .client
+        .get(format!("{base}/api/photos?limit=5"))
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(listed.status(), 200);
+    let refused = anonymous
+        .client
+        .get(format!("{base}/api/photos/some-id"))
+        .header("authorization", "Bearer bearer-secret-2b7e")
+        .send()
+        .await
+        .expect("refused");
+    assert_eq!(refused.status(), 401);
+    let probe = anonymous
+        .client
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .expect("healthz");
+
+    let id_of = |response: &reqwest::Response| {
+        response.headers()["x-request-id"]
+            .to_str()
+            .expect("ascii")
+            .to_owned()
+    };
+    let ids = [
+        id_of(&shared),
+        id_of(&listed),
+        id_of(&refused),
+        id_of(&probe),
+    ];
+    let distinct: std::collections::BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(distinct.len(), ids.len(), "{ids:?}");
+
+    let line = answered_line(&served, &ids[0]).await;
+    assert_eq!(line["level"], "INFO");
+    assert_eq!(line["span"]["route"], "/s/{token}/photo");
+    assert_eq!(line["span"]["method"], "GET");
+    assert_eq!(line["status"], 404);
+    assert!(
+        line["duration_ms"].as_f64().is_some_and(|ms| ms >= 0.0),
+        "{line}"
+    );
+    let line = answered_line(&served, &ids[1]).await;
+    assert_eq!(line["span"]["route"], "/api/photos");
+    assert_eq!(line["status"], 200);
+    let line = answered_line(&served, &ids[2]).await;
+    assert_eq!(line["span"]["route"], "/api/photos/{id}");
+    assert_eq!(line["status"], 401);
+
+    // A probe that succeeds is not logged at info; every line is still JSON.
+    let log = served.text();
+    assert!(!log.contains(&ids[3]), "{log}");
+    json_lines(&log);
+    for secret in [
+        share_token,
+        "query-secret-51a2",
+        "cookie-secret-88d1",
+        "bearer-secret-2b7e",
+        "some-id",
+        token.as_str(),
+        ADMIN_PASSWORD,
+    ] {
+        assert!(!log.contains(secret), "{secret} logged:\n{log}");
+    }
+    drop(served);
+    let _ = std::fs::remove_dir_all(&data_dir);
 }
 
 #[test]
