@@ -1,8 +1,8 @@
 //! Building and running the roles: `Application::build` binds the web role's listener (port 0
 //! picks a free port, which tests use), `run_worker` and `run_notifier` start the background
-//! roles with their health and metrics endpoint, and `run_serve` runs them all in one process. Each stops
-//! cleanly on SIGTERM or Ctrl-C. `settings` turns the command line into each component's
-//! typed settings.
+//! roles with their health and metrics endpoint, and `run_serve` runs them all in one
+//! process. Each stops cleanly on SIGTERM or Ctrl-C. `settings` turns the command line into
+//! each component's typed settings.
 
 mod settings;
 mod users;
