@@ -17,6 +17,7 @@ use crate::accounts::Accounts;
 use crate::cache::{self, EmbeddedIndex, PhotoIndex, RedisIndex, RedisSettings};
 use crate::deadline::{self, Bounded};
 use crate::domain::{Event, Photo};
+use crate::metrics::Metrics;
 use crate::queue::{AmqpQueue, EmbeddedQueue, JobQueue, QueueSettings};
 use crate::retry::{until_ok, RetryPolicy};
 use crate::storage::{FsStore, ObjectStore, S3Settings, S3Store};
@@ -92,13 +93,27 @@ pub struct Backends {
     pub queue: Arc<dyn JobQueue>,
     /// People, sessions and tokens: beside the index, in Redis or in the data dir.
     pub accounts: Accounts,
+    /// What the process measures, served at `/metrics`: one per process, shared by the
+    /// roles it runs, so it travels with the backends every role is handed.
+    pub metrics: Metrics,
 }
 
 impl Backends {
     /// Connects every backend, waiting for each service as long as it takes. A backend
     /// whose service address is not set is the embedded one, under the data dir. Each is
-    /// wrapped in the deadline every later call runs under.
+    /// wrapped in the deadline every later call runs under. The process's measurements start
+    /// here, afresh.
     pub async fn connect(settings: &BackendSettings, role: &str) -> anyhow::Result<Self> {
+        Self::connect_measured(settings, role, Metrics::new(role)).await
+    }
+
+    /// `connect`, counting into `metrics`: for a role that serves them before its backends
+    /// are reached (the worker's and notifier's health listener).
+    pub async fn connect_measured(
+        settings: &BackendSettings,
+        role: &str,
+        metrics: Metrics,
+    ) -> anyhow::Result<Self> {
         let limit = settings.deadline;
         let storage: Arc<dyn ObjectStore> = match &settings.s3 {
             Some(s3) => {
@@ -135,6 +150,7 @@ impl Backends {
             index,
             queue,
             accounts,
+            metrics,
         })
     }
 

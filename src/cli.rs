@@ -28,6 +28,9 @@ use crate::worker::WorkerSettings;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// How log lines are written: text, or json (one object per line, for log shippers).
+    #[arg(long, global = true, env = "GALLERY_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
 }
 
 impl Cli {

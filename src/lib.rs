@@ -10,7 +10,8 @@
 //! `cli` is the command line only, and `startup` turns it into the settings each component
 //! owns (`storage::S3Settings`, `ingest::Limits`, `worker::WorkerSettings`, ...) and runs the
 //! roles; `error_code` is the catalog of every code the API answers with; `retry` is the one
-//! backoff every retry loop uses; `deadline` bounds every call into a backend.
+//! backoff every retry loop uses; `deadline` bounds every call into a backend; `metrics` is
+//! what each process measures (served at `/metrics`) and `telemetry` how it logs.
 
 pub mod accounts;
 pub mod backends;
@@ -23,6 +24,7 @@ pub mod domain;
 pub mod error_code;
 pub mod healthcheck;
 pub mod ingest;
+pub mod metrics;
 pub mod notifier;
 pub mod queue;
 pub mod resize;

@@ -8,6 +8,7 @@ use gallery::cli::{Cli, Command};
 use gallery::notifier::NotifierSettings;
 use gallery::routes::WebSettings;
 use gallery::startup::{run_notifier, run_serve, run_worker, Application, Settings};
+use gallery::telemetry::LogFormat;
 
 fn main() -> ExitCode {
     let cli = Cli::parse_process();
@@ -30,7 +31,13 @@ fn main() -> ExitCode {
             }
         };
     }
-    gallery::telemetry::init();
+    match LogFormat::from_args(&cli) {
+        Ok(format) => gallery::telemetry::init(format),
+        Err(error) => {
+            eprintln!("{error:#}");
+            return ExitCode::FAILURE;
+        }
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {

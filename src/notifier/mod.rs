@@ -46,6 +46,7 @@ use self::message::Message;
 use crate::backends::Backends;
 use crate::domain::Event;
 use crate::domain::Lang;
+use crate::metrics::{Metrics, SendOutcome};
 use crate::queue::{EventDelivery, EventStream, Listener, NOTIFY_LISTENER};
 use crate::retry::{until_ok, RetryPolicy};
 
@@ -148,6 +149,8 @@ struct Context {
     channels: Channels,
     config: NotifierSettings,
     ledger: Ledger,
+    /// Counts every send by channel and outcome.
+    metrics: Metrics,
 }
 
 /// How the sends of an event ended, worst last: an event's outcome is its sends' worst.
@@ -171,6 +174,7 @@ pub async fn run(
     let context = Arc::new(Context {
         channels: Channels::new(&config)?,
         ledger: Ledger::new(backends.accounts.store()),
+        metrics: backends.metrics.clone(),
         config,
     });
     loop {
@@ -384,6 +388,9 @@ where
     match context.ledger.sent(&entry).await {
         Ok(true) => {
             tracing::info!("{channel} already sent for this event; not sent again");
+            context
+                .metrics
+                .notifier_send(channel, SendOutcome::AlreadySent);
             return Outcome::Sent;
         }
         Ok(false) => {}
@@ -393,6 +400,12 @@ where
         }
     }
     let outcome = retry(&context.config, channel, &mut halted, send).await;
+    let counted = match outcome {
+        Outcome::Sent => SendOutcome::Sent,
+        Outcome::Failed => SendOutcome::Failed,
+        Outcome::Halted => SendOutcome::Halted,
+    };
+    context.metrics.notifier_send(channel, counted);
     if outcome == Outcome::Sent {
         match context.ledger.record(&entry).await {
             Ok(()) => tracing::info!("{channel} sent"),

@@ -82,6 +82,8 @@ mod raster;
 #[cfg(test)]
 mod tests;
 
+use std::time::{Duration, Instant};
+
 pub use probe::{head_complete, probe};
 
 use frame::{Frame, Pixels, Transform};
@@ -192,6 +194,19 @@ pub struct Processed {
     pub width: u32,
     pub height: u32,
     pub variants: Vec<Variant>,
+    /// How long each step took, for the worker's metrics.
+    pub timings: Timings,
+}
+
+/// The time `process` spent in each of its steps, every variant together.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timings {
+    /// Reading the header and decoding the pixels (colour dropped too, for `grayscale`).
+    pub decode: Duration,
+    /// Resizing and orienting every variant.
+    pub resize: Duration,
+    /// Encoding every variant.
+    pub encode: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -227,6 +242,8 @@ pub fn process(
     specs: &[VariantSpec],
     settings: &Settings,
 ) -> Result<Processed, ProcessError> {
+    let mut timings = Timings::default();
+    let decoding = Instant::now();
     let probe = probe(bytes)?;
     if probe.pixels() > settings.max_pixels {
         return Err(ProcessError::TooManyPixels {
@@ -276,6 +293,7 @@ pub fn process(
     if gray {
         decoded.frame = decoded.frame.into_gray();
     }
+    timings.decode = decoding.elapsed();
     let icc = decoded
         .icc
         .as_deref()
@@ -294,12 +312,16 @@ pub fn process(
         let (out_w, out_h) = fit_within(width, height, spec.max_side);
         let (stored_w, stored_h) = decoded.transform.stored_size(out_w, out_h);
         let source = previous.as_ref().unwrap_or(&decoded.frame);
+        let resizing = Instant::now();
         let small = source
             .resize(&mut resizer, stored_w, stored_h)
             .map_err(ProcessError::Encode)?;
         let transformed = small.transformed(decoded.transform);
         let oriented = transformed.as_ref().unwrap_or(&small);
+        let encoding = Instant::now();
+        timings.resize += encoding - resizing;
         let (bytes, content_type) = encode(oriented, settings.jpeg_quality, icc)?;
+        timings.encode += encoding.elapsed();
         made[i] = Some(Variant {
             name: spec.name.clone(),
             width: oriented.width,
@@ -313,6 +335,7 @@ pub fn process(
         width,
         height,
         variants: made.into_iter().flatten().collect(),
+        timings,
     })
 }
 

@@ -1,6 +1,6 @@
 //! HTTP routes of the web role, one module per resource, plus what they share: `auth` (who
-//! is calling), `view` (how a photo is shown and found) and `error` (the one mapping of
-//! refusals to HTTP statuses).
+//! is calling), `view` (how a photo is shown and found), `error` (the one mapping of
+//! refusals to HTTP statuses) and `requests` (every request's id, log line and metrics).
 //! A new endpoint is a module here, registered in `startup::Application::build`.
 
 pub mod auth;
@@ -12,7 +12,9 @@ pub mod health;
 pub mod images;
 pub mod links;
 pub mod me;
+pub mod metrics;
 pub mod photos;
+pub mod requests;
 pub mod session;
 pub mod tokens;
 pub mod users;

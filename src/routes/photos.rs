@@ -22,9 +22,24 @@ struct Part {
     content: Result<Spooled, IngestError>,
 }
 
+/// Counts every file accepted or refused (`gallery_uploads_*_total`), and a request refused
+/// as a whole (too many files, a broken form, too slow...) once, by its code.
 #[post("/api/photos")]
 pub async fn upload(
     state: web::Data<AppState>,
+    caller: Caller,
+    request: HttpRequest,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let answer = receive(&state, caller, request, body).await;
+    if let Err(refused) = &answer {
+        state.backends.metrics.upload_refused(refused.code);
+    }
+    answer
+}
+
+async fn receive(
+    state: &AppState,
     caller: Caller,
     request: HttpRequest,
     body: web::Payload,
@@ -114,10 +129,17 @@ pub async fn upload(
             }
             Err(error) => Err(error),
         };
+        let metrics = &state.backends.metrics;
         match outcome {
-            Ok(photo) => accepted
-                .push(json!({"id": photo.id, "status": photo.status, "url": format!("/api/photos/{}", photo.id)})),
-            Err(error) => rejected.push((part.filename, ApiError::from(error))),
+            Ok(photo) => {
+                metrics.upload_accepted();
+                accepted.push(json!({"id": photo.id, "status": photo.status, "url": format!("/api/photos/{}", photo.id)}))
+            }
+            Err(error) => {
+                let error = ApiError::from(error);
+                metrics.upload_refused(error.code);
+                rejected.push((part.filename, error))
+            }
         }
     }
     let rejected_json: Vec<_> = rejected

@@ -1,8 +1,8 @@
 //! Building and running the roles: `Application::build` binds the web role's listener (port 0
 //! picks a free port, which tests use), `run_worker` and `run_notifier` start the background
-//! roles with their health endpoint, and `run_serve` runs them all in one process. Each stops
-//! cleanly on SIGTERM or Ctrl-C. `settings` turns the command line into each component's
-//! typed settings.
+//! roles with their health and metrics endpoint, and `run_serve` runs them all in one
+//! process. Each stops cleanly on SIGTERM or Ctrl-C. `settings` turns the command line into
+//! each component's typed settings.
 
 mod settings;
 mod users;
@@ -11,16 +11,18 @@ use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::middleware::{Compress, DefaultHeaders};
+use actix_web::middleware::{from_fn, Compress, DefaultHeaders};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use tokio::sync::watch;
+use tracing_actix_web::TracingLogger;
 
 pub use self::settings::Settings;
 pub use self::users::manage_users;
 use crate::backends::{BackendSettings, Backends};
 use crate::error_code::ErrorCode;
 use crate::ingest;
+use crate::metrics::Metrics;
 use crate::notifier::{self, NotifierSettings};
 use crate::routes::error::ApiError;
 use crate::routes::events::LiveEvents;
@@ -56,6 +58,7 @@ impl Application {
                 tracing::info!(email = %admin.email, "first admin created from GALLERY_ADMIN_EMAIL");
             }
         }
+        let metrics = web::Data::new(backends.metrics.clone());
         let live = LiveEvents::start(
             backends.queue.clone(),
             backends.accounts.clone(),
@@ -81,6 +84,7 @@ impl Application {
             HttpServer::new(move || {
                 App::new()
                     .app_data(state.clone())
+                    .app_data(metrics.clone())
                     .app_data(web::QueryConfig::default().error_handler(|error, _| {
                         ApiError::new(ErrorCode::BadQuery, error.to_string()).into()
                     }))
@@ -97,8 +101,12 @@ impl Application {
                             .add(("Referrer-Policy", "same-origin"))
                             .add(("Content-Security-Policy", CONTENT_SECURITY_POLICY)),
                     )
+                    // Outermost: the id, the span and the clock cover everything inside.
+                    .wrap(from_fn(routes::requests::request_id_header))
+                    .wrap(TracingLogger::<routes::requests::RequestLog>::new())
                     .service(routes::health::healthz)
                     .service(routes::health::readyz)
+                    .service(routes::metrics::metrics)
                     .service(routes::config::config)
                     .service(routes::session::setup)
                     .service(routes::session::log_in)
@@ -243,9 +251,9 @@ pub async fn run_serve(
     Ok(())
 }
 
-/// What every role without a public HTTP server shares: a `/healthz` endpoint when an address
-/// is given (none by default, so several roles can share a host), connected backends, and a
-/// stop signal that turns true on SIGTERM/Ctrl-C.
+/// What every role without a public HTTP server shares: a `/healthz` and `/metrics` listener
+/// when an address is given (none by default, so several roles can share a host), connected
+/// backends, and a stop signal that turns true on SIGTERM/Ctrl-C.
 async fn run_background_role<F, Fut>(
     role: &str,
     settings: &BackendSettings,
@@ -256,8 +264,12 @@ where
     F: FnOnce(Backends, watch::Receiver<bool>) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
-    let health = health_listen.map(health_server).transpose()?;
-    let backends = Backends::connect(settings, role).await?;
+    // Made before the backends are reached: the health listener serves it from the start.
+    let metrics = Metrics::new(role);
+    let health = health_listen
+        .map(|listen| health_server(listen, metrics.clone()))
+        .transpose()?;
+    let backends = Backends::connect_measured(settings, role, metrics).await?;
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -271,14 +283,21 @@ where
     result
 }
 
-/// A tiny server answering `/healthz`, so containers of roles without HTTP can be checked.
-fn health_server(listen: SocketAddr) -> anyhow::Result<ServerHandle> {
-    let server = HttpServer::new(|| App::new().service(routes::health::healthz))
-        .workers(1)
-        .disable_signals()
-        .bind(listen)
-        .with_context(|| format!("cannot listen on {listen}"))?
-        .run();
+/// A tiny server answering `/healthz`, so containers of roles without HTTP can be checked,
+/// and `/metrics`, so they can be scraped.
+fn health_server(listen: SocketAddr, metrics: Metrics) -> anyhow::Result<ServerHandle> {
+    let metrics = web::Data::new(metrics);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(metrics.clone())
+            .service(routes::health::healthz)
+            .service(routes::metrics::metrics)
+    })
+    .workers(1)
+    .disable_signals()
+    .bind(listen)
+    .with_context(|| format!("cannot listen on {listen}"))?
+    .run();
     let handle = server.handle();
     tokio::spawn(server);
     Ok(handle)

@@ -1,9 +1,9 @@
 //! From the command line to typed settings: each component owns its settings type
 //! (`storage::S3Settings`, `cache::RedisSettings`, `queue::QueueSettings`, `ingest::Limits`,
-//! `worker::WorkerSettings`, `notifier::NotifierSettings`, `routes::WebSettings`), and this is
-//! the one place that fills them from `cli`. Tests build the same types directly, without a
-//! command line. Secrets are read here (from the flag, the variable or its `…_FILE`) and held
-//! as `SecretString`, which never prints.
+//! `worker::WorkerSettings`, `notifier::NotifierSettings`, `routes::WebSettings`,
+//! `telemetry::LogFormat`), and this is the one place that fills them from `cli`. Tests build
+//! the same types directly, without a command line. Secrets are read here (from the flag, the
+//! variable or its `…_FILE`) and held as `SecretString`, which never prints.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -14,7 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::accounts::Password;
 use crate::backends::BackendSettings;
 use crate::cache::RedisSettings;
-use crate::cli::{HttpArgs, NotifyChannels, SharedArgs, WorkerTuning};
+use crate::cli::{Cli, HttpArgs, NotifyChannels, SharedArgs, WorkerTuning};
 use crate::domain::{Email, VariantSpec};
 use crate::ingest::Limits;
 use crate::notifier::NotifierSettings;
@@ -24,6 +24,7 @@ use crate::retry::RetryPolicy;
 use crate::routes::events::StreamLimits;
 use crate::routes::{FirstAdmin, WebSettings};
 use crate::storage::S3Settings;
+use crate::telemetry::LogFormat;
 use crate::worker::WorkerSettings;
 
 /// What every role shares: where the backends are, the limits on input, the variants every
@@ -182,6 +183,14 @@ impl NotifierSettings {
             concurrency: args.notify_concurrency,
             ..NotifierSettings::default()
         })
+    }
+}
+
+impl LogFormat {
+    pub fn from_args(cli: &Cli) -> anyhow::Result<Self> {
+        cli.log_format
+            .parse()
+            .map_err(|problem| anyhow::anyhow!("GALLERY_LOG_FORMAT: {problem}"))
     }
 }
 

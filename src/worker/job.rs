@@ -4,13 +4,21 @@
 //! a store that is down costs no attempt, so an outage fails no photo.
 //! A job that never finishes because its processing kills the worker is caught by counting
 //! deliveries in the photo's record: it fails after `max_attempts` of them, on any queue.
+//!
+//! Each stage is timed into the process's `metrics` (fetch, store and record here; decode,
+//! resize and encode as the engine reports them), and every line a job logs carries its photo
+//! id.
+
+use std::time::Instant;
 
 use anyhow::{anyhow, Context as _};
+use tracing::Instrument;
 
 use super::WorkerSettings;
 use crate::backends::Backends;
 use crate::deadline;
 use crate::domain::{Job, Photo, Status, VariantInfo, VariantSpec};
+use crate::metrics::{JobFailure, Stage};
 use crate::queue::Delivery;
 use crate::resize::{self, ProcessError};
 
@@ -37,11 +45,23 @@ enum Failure {
     Permanent(anyhow::Error),
 }
 
+/// Runs one delivered job and settles it. Every line it logs, down to the backends', carries
+/// the photo's id (its span).
 pub async fn handle(context: &Context, delivery: Delivery) {
+    let span = tracing::info_span!("job", id = %delivery.job.photo_id);
+    handle_in_span(context, delivery).instrument(span).await
+}
+
+async fn handle_in_span(context: &Context, delivery: Delivery) {
     let job = &delivery.job;
+    let metrics = &context.backends.metrics;
+    let delivered = Instant::now();
     let settle = match run(context, job).await {
         Ok(outcome) => {
-            tracing::info!(id = %job.photo_id, ?outcome, attempt = job.attempt, "job finished");
+            if outcome == Outcome::Done {
+                metrics.job_done(delivered.elapsed());
+            }
+            tracing::info!(?outcome, attempt = job.attempt, "job finished");
             delivery.settle.ack().await
         }
         Err(Failure::Transient(error)) if deadline::failing_store(&error).is_some() => {
@@ -49,30 +69,47 @@ pub async fn handle(context: &Context, delivery: Delivery) {
             // and the job comes back after each backoff step for as long as the outage lasts
             // (each try costs at least one deadline, so this never spins). Nothing is marked:
             // the store that failed may be the index itself.
+            metrics.job_failed(JobFailure::Outage);
+            metrics.job_retried();
             let delay = context.settings.retry.delay(job.attempt);
-            tracing::warn!(id = %job.photo_id, attempt = job.attempt, "a store failed; job retried in {delay:?} at no cost: {error:#}");
+            tracing::warn!(
+                attempt = job.attempt,
+                "a store failed; job retried in {delay:?} at no cost: {error:#}"
+            );
             delivery.settle.retry(job, delay).await
         }
         Err(Failure::Transient(error)) if job.attempt < context.settings.max_attempts => {
+            metrics.job_failed(JobFailure::Transient);
+            metrics.job_retried();
             let delay = context.settings.retry.delay(job.attempt);
-            tracing::warn!(id = %job.photo_id, attempt = job.attempt, "job failed, retrying in {delay:?}: {error:#}");
+            tracing::warn!(
+                attempt = job.attempt,
+                "job failed, retrying in {delay:?}: {error:#}"
+            );
             mark(context, job, Status::Queued, &error).await;
             delivery.settle.retry(&job.next_attempt(), delay).await
         }
-        Err(Failure::Transient(error) | Failure::Permanent(error)) => {
-            tracing::error!(id = %job.photo_id, attempt = job.attempt, "job failed for good: {error:#}");
+        Err(failure) => {
+            let (reason, error) = match failure {
+                Failure::Transient(error) => (JobFailure::Transient, error),
+                Failure::Permanent(error) => (JobFailure::Permanent, error),
+            };
+            metrics.job_failed(reason);
+            metrics.job_dead_lettered();
+            tracing::error!(attempt = job.attempt, "job failed for good: {error:#}");
             mark(context, job, Status::Failed, &error).await;
             delivery.settle.dead_letter().await
         }
     };
     if let Err(error) = settle {
         // The broker will hand the job out again; a repeated job is harmless.
-        tracing::warn!(id = %job.photo_id, "could not settle job: {error:#}");
+        tracing::warn!("could not settle job: {error:#}");
     }
 }
 
 async fn run(context: &Context, job: &Job) -> Result<Outcome, Failure> {
     let backends = &context.backends;
+    let metrics = &backends.metrics;
     let transient = Failure::Transient;
     let Some(mut photo) = backends.index.get(&job.photo_id).await.map_err(transient)? else {
         return Ok(Outcome::Gone);
@@ -98,7 +135,12 @@ async fn run(context: &Context, job: &Job) -> Result<Outcome, Failure> {
     if !backends.index.update(&photo).await.map_err(transient)? {
         return Ok(Outcome::Gone);
     }
-    tracing::info!(id = %photo.id, attempt = job.attempt, delivery = photo.deliveries, "job started");
+    tracing::info!(
+        attempt = job.attempt,
+        delivery = photo.deliveries,
+        "job started"
+    );
+    metrics.job_started();
     backends.announce(&photo).await;
     #[cfg(feature = "test-hooks")]
     if !context.settings.job_delay.is_zero() {
@@ -106,6 +148,7 @@ async fn run(context: &Context, job: &Job) -> Result<Outcome, Failure> {
     }
 
     let original_key = Photo::original_key(&photo.id);
+    let fetching = Instant::now();
     let original = backends
         .storage
         .get(&original_key)
@@ -116,6 +159,7 @@ async fn run(context: &Context, job: &Job) -> Result<Outcome, Failure> {
                 "the original ({original_key}) is missing from storage"
             ))
         })?;
+    metrics.stage(Stage::Fetch, fetching.elapsed());
     let specs = context.variants.clone();
     let engine = context.settings.engine.clone();
     let ops = job.ops.clone();
@@ -124,7 +168,11 @@ async fn run(context: &Context, job: &Job) -> Result<Outcome, Failure> {
             .await
             .map_err(|e| Failure::Permanent(anyhow!("image processing crashed: {e}")))?
             .map_err(|e: ProcessError| Failure::Permanent(e.into()))?;
+    metrics.stage(Stage::Decode, processed.timings.decode);
+    metrics.stage(Stage::Resize, processed.timings.resize);
+    metrics.stage(Stage::Encode, processed.timings.encode);
 
+    let storing = Instant::now();
     let mut stored = Vec::new();
     for variant in processed.variants {
         let key = Photo::variant_key(&photo.id, &variant.name);
@@ -143,11 +191,15 @@ async fn run(context: &Context, job: &Job) -> Result<Outcome, Failure> {
         stored.push(key);
         photo.variants.insert(variant.name, info);
     }
+    metrics.stage(Stage::Store, storing.elapsed());
     photo.status = Status::Done;
     photo.width = processed.width;
     photo.height = processed.height;
     photo.error = None;
-    if !backends.index.update(&photo).await.map_err(transient)? {
+    let recording = Instant::now();
+    let recorded = backends.index.update(&photo).await.map_err(transient)?;
+    metrics.stage(Stage::Record, recording.elapsed());
+    if !recorded {
         // Deleted while we worked: take back what we just stored.
         for key in stored {
             let _ = backends.storage.delete(&key).await;
@@ -173,6 +225,6 @@ async fn mark(context: &Context, job: &Job, status: Status, error: &anyhow::Erro
         anyhow::Ok(())
     };
     if let Err(e) = result.await {
-        tracing::warn!(id = %job.photo_id, "could not record the failure: {e:#}");
+        tracing::warn!("could not record the failure: {e:#}");
     }
 }

@@ -385,3 +385,109 @@ fn the_image_is_multi_stage_non_root_and_checks_itself() {
         .any(|l| l.trim() == "target/" || l.trim() == "target"));
     assert!(dockerignore.lines().any(|l| l.trim() == ".env"));
 }
+
+/// The metric families a PromQL expression reads: every `gallery_…` name in it, a histogram's
+/// series (`…_seconds_bucket`, `_sum`, `_count`) taken back to their family.
+fn metric_families(expr: &str, exported: &[String]) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut word = String::new();
+    for c in expr.chars().chain([' ']) {
+        if c.is_ascii_alphanumeric() || c == '_' || c == ':' {
+            word.push(c);
+            continue;
+        }
+        if word.starts_with("gallery_") {
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .filter_map(|suffix| word.strip_suffix(suffix))
+                .find(|family| family.ends_with("_seconds") && exported.iter().any(|e| e == family))
+                .unwrap_or(&word)
+                .to_owned();
+            names.push(family);
+        }
+        word.clear();
+    }
+    names
+}
+
+/// Every string under a key named `key`, anywhere in `value`.
+fn strings_under(value: &serde_json::Value, key: &str, found: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (name, inner) in map {
+                match inner {
+                    serde_json::Value::String(text) if name == key => found.push(text.clone()),
+                    other => strings_under(other, key, found),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for item in items {
+                strings_under(item, key, found);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn the_dashboard_charts_every_exported_metric_and_nothing_else() {
+    let exported = gallery::metrics::Metrics::new("web").names();
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&repo_file("deploy/grafana/gallery.json")).expect("valid JSON");
+    assert_eq!(dashboard["uid"], "gallery-overview");
+    let mut exprs = Vec::new();
+    strings_under(&dashboard, "expr", &mut exprs);
+    assert!(exprs.len() >= 10, "{exprs:?}");
+    let mut charted = BTreeSet::new();
+    for expr in &exprs {
+        let families = metric_families(expr, &exported);
+        assert!(!families.is_empty(), "{expr} reads no gallery metric");
+        for family in families {
+            assert!(
+                exported.contains(&family),
+                "{expr} reads {family}, which the gallery does not export ({exported:?})"
+            );
+            charted.insert(family);
+        }
+    }
+    let uncharted: Vec<&String> = exported.iter().filter(|e| !charted.contains(*e)).collect();
+    assert!(uncharted.is_empty(), "not on the dashboard: {uncharted:?}");
+    // Every panel asks the dashboard's own data source, chosen when it is imported.
+    let mut sources = Vec::new();
+    strings_under(&dashboard, "uid", &mut sources);
+    assert!(sources
+        .iter()
+        .filter(|uid| *uid != "gallery-overview")
+        .all(|uid| uid == "${datasource}"));
+}
+
+#[test]
+fn prometheus_scrapes_every_role_where_it_serves_metrics() {
+    let config: Value = serde_yaml_ng::from_str(&repo_file("deploy/prometheus/prometheus.yml"))
+        .expect("prometheus.yml parses");
+    let compose = compose();
+    let dockerfile = repo_file("Dockerfile");
+    // The ports the image listens on: the web role's, and the other roles' health listener.
+    assert!(dockerfile.contains("GALLERY_LISTEN=0.0.0.0:8080"));
+    assert!(dockerfile.contains("GALLERY_HEALTH_LISTEN=0.0.0.0:8081"));
+    let mut scraped = BTreeSet::new();
+    for job in config["scrape_configs"]
+        .as_sequence()
+        .expect("scrape_configs")
+    {
+        assert_eq!(job["metrics_path"], "/metrics");
+        for sd in job["dns_sd_configs"].as_sequence().expect("dns_sd_configs") {
+            let port = sd["port"].as_u64().expect("port");
+            for name in strings(&sd["names"]) {
+                // Each name is a compose service (Docker's DNS answers every replica).
+                service(&compose, &name);
+                let expected = if name == "web" { 8080 } else { 8081 };
+                assert_eq!(port, expected, "{name}");
+                scraped.insert(name);
+            }
+        }
+    }
+    let roles: BTreeSet<String> = APP.iter().map(|r| r.to_string()).collect();
+    assert_eq!(scraped, roles);
+}

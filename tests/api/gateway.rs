@@ -342,3 +342,35 @@ async fn the_gateways_own_refusals_speak_the_api_shape() {
     let body: Value = serde_json::from_str(body.trim()).expect("a JSON body");
     assert_eq!(body["code"], "too_large");
 }
+
+#[tokio::test]
+async fn metrics_are_never_served_through_the_gateway() {
+    let app = spawn_app_with(BackendSet::Services, |_| {}).await;
+    let gateway = start_gateway(&app).await;
+    // Straight to the app (inside the deployment, where Prometheus scrapes), they are there.
+    let direct = reqwest::get(app.url("/metrics")).await.expect("direct");
+    assert_eq!(direct.status(), 200);
+    assert!(direct
+        .text()
+        .await
+        .expect("body")
+        .contains("gallery_build_info"));
+    // Through the gateway, under every spelling nginx folds into the same path.
+    for path in [
+        "/metrics",
+        "/metrics?format=text",
+        "//metrics",
+        "/%6Detrics",
+        "/./metrics",
+    ] {
+        let response = app
+            .client
+            .get(format!("{}{path}", gateway.address))
+            .send()
+            .await
+            .expect("through nginx");
+        assert_eq!(response.status(), 404, "{path}");
+        let body = response.text().await.expect("body");
+        assert!(!body.contains("gallery_"), "{path}: {body}");
+    }
+}

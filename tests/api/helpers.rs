@@ -18,6 +18,7 @@ use gallery::accounts::store::EmbeddedAccounts;
 use gallery::accounts::Accounts;
 use gallery::backends::Backends;
 use gallery::cache::{EmbeddedIndex, RedisSettings};
+use gallery::metrics::Metrics;
 use gallery::queue::EmbeddedQueue;
 use gallery::retry::RetryPolicy;
 use gallery::routes::WebSettings;
@@ -217,6 +218,7 @@ fn open_embedded(settings: &Settings) -> (Backends, Arc<EmbeddedQueue>) {
         accounts: Accounts::new(Arc::new(
             EmbeddedAccounts::open_in(data_dir).expect("embedded accounts"),
         )),
+        metrics: Metrics::new("serve"),
     };
     (backends, queue)
 }

@@ -23,6 +23,7 @@ use tokio::task::JoinHandle;
 use crate::helpers::{
     admin_env, jpeg_fixture, spawn_app, temp_data_dir, Api, BackendSet, Logged, TestApp,
 };
+use crate::metrics::Scrape;
 use crate::serve::free_port;
 
 #[derive(Clone, Debug)]
@@ -357,6 +358,19 @@ async fn a_finished_photo_is_announced_by_mail_telegram_and_signed_webhook(set: 
     assert_eq!(body["photo"]["id"], id);
     assert_eq!(body["photo"]["filename"], "perfil.jpg");
     assert_eq!(body["message"], expected);
+
+    // Each send counted once, by channel and outcome, in the process's metrics.
+    let sends = |labels: &[(&str, &str)]| {
+        Scrape::parse(&app.backends.metrics.render()).value("gallery_notifier_sends_total", labels)
+    };
+    eventually("the sends counted", || {
+        ["e-mail", "telegram", "webhook"]
+            .iter()
+            .all(|channel| sends(&[("channel", channel), ("outcome", "sent")]) == 1.0)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(sends(&[]), 3.0, "nothing but the three sends");
 }
 
 async fn events_wait_for_a_notifier_that_is_down_and_failing_receivers_get_one_message(
@@ -452,6 +466,15 @@ async fn a_refusal_is_not_retried(set: BackendSet) {
     }
     assert_eq!(app.queue_depth(".notify.dead").await, 1, "parked");
     assert_eq!(refusing.attempts.load(Ordering::SeqCst), 1, "asked once");
+    let sends = Scrape::parse(&app.backends.metrics.render());
+    assert_eq!(
+        sends.value(
+            "gallery_notifier_sends_total",
+            &[("channel", "webhook"), ("outcome", "failed")]
+        ),
+        1.0
+    );
+    assert_eq!(sends.value("gallery_notifier_sends_total", &[]), 1.0);
 }
 
 /// Photo A's webhook receiver hangs; B, uploaded after it, is told on Telegram while A's
