@@ -10,7 +10,8 @@
 //! `cli` is the command line only, and `startup` turns it into the settings each component
 //! owns (`storage::S3Settings`, `ingest::Limits`, `worker::WorkerSettings`, ...) and runs the
 //! roles; `error_code` is the catalog of every code the API answers with; `retry` is the one
-//! backoff every retry loop uses; `deadline` bounds every call into a backend.
+//! backoff every retry loop uses; `deadline` bounds every call into a backend. `import` is no
+//! part of the server: it is a client of the public API (`gallery import`).
 
 pub mod accounts;
 pub mod backends;
@@ -22,6 +23,7 @@ pub mod deadline;
 pub mod domain;
 pub mod error_code;
 pub mod healthcheck;
+pub mod import;
 pub mod ingest;
 pub mod notifier;
 pub mod queue;
