@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::import::ImportSettings;
 use crate::ingest::Limits;
 use crate::notifier::NotifierSettings;
 use crate::resize;
@@ -74,6 +75,9 @@ pub enum Command {
     /// Manages the people who may use the gallery, on the configured backends (stop a
     /// `gallery serve` on the same data dir first).
     User(UserArgs),
+    /// Uploads every JPEG, PNG and WebP file under DIR to a gallery through its API, skipping
+    /// files it already has; exits 1 if any file was refused or failed.
+    Import(ImportArgs),
     /// Exits 0 when URL answers 2xx within 3 s, else 1 (container health checks without curl).
     Healthcheck {
         /// The URL to probe, e.g. http://127.0.0.1:8080/healthz
@@ -94,6 +98,25 @@ pub struct BenchArgs {
     /// Write the variants here, to look at them.
     #[arg(long)]
     pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    /// Folder of photos; every subfolder is included.
+    pub dir: PathBuf,
+    /// The gallery's address, e.g. https://photos.example.com
+    #[arg(long, env = "GALLERY_SERVER")]
+    pub server: String,
+    /// An API token (the page's account menu makes one). Prefer GALLERY_TOKEN: a flag shows
+    /// in the process list.
+    #[arg(long, env = "GALLERY_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// File holding the API token (instead of GALLERY_TOKEN).
+    #[arg(long, env = "GALLERY_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Files uploaded at once.
+    #[arg(long, env = "GALLERY_IMPORT_JOBS", default_value_t = ImportSettings::DEFAULT_JOBS as u16, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
 }
 
 #[derive(Debug, Clone, Args)]

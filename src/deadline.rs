@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 
 use crate::accounts::store::{AccountStore, Table};
 use crate::cache::{Page, PhotoIndex};
-use crate::domain::{Event, Job, Photo, PhotoId};
+use crate::domain::{ContentHash, Event, Job, Photo, PhotoId};
 use crate::queue::{EventStream, JobQueue, JobStream, Listener};
 use crate::storage::{ByteStream, ObjectStore};
 
@@ -159,6 +159,9 @@ impl PhotoIndex for Bounded<dyn PhotoIndex> {
     }
     async fn list(&self, limit: usize, cursor: Option<&PhotoId>) -> anyhow::Result<Page> {
         self.call(self.inner.list(limit, cursor)).await
+    }
+    async fn with_hash(&self, hash: &ContentHash, limit: usize) -> anyhow::Result<Vec<Photo>> {
+        self.call(self.inner.with_hash(hash, limit)).await
     }
 }
 

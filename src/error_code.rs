@@ -36,6 +36,8 @@ pub enum ErrorCode {
     // Query strings
     BadLimit,
     BadCursor,
+    /// `sha256=` that is not 64 hexadecimal digits.
+    BadSha256,
     BadQuery,
     // Live events
     /// Too many `/api/events` streams open, from this client or in all.
@@ -85,6 +87,7 @@ impl ErrorCode {
             ErrorCode::BadJson => "bad_json",
             ErrorCode::BadLimit => "bad_limit",
             ErrorCode::BadCursor => "bad_cursor",
+            ErrorCode::BadSha256 => "bad_sha256",
             ErrorCode::BadQuery => "bad_query",
             ErrorCode::TooManyStreams => "too_many_streams",
             ErrorCode::Unauthorized => "unauthorized",

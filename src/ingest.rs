@@ -20,7 +20,7 @@ use chrono::Utc;
 use tokio::io::AsyncReadExt;
 
 use crate::backends::Backends;
-use crate::domain::{Job, Notify, Op, Owner, Photo, PhotoId, Status};
+use crate::domain::{ContentHash, Job, Notify, Op, Owner, Photo, PhotoId, Status};
 use crate::error_code::ErrorCode;
 use crate::resize::{self, ProbeError};
 
@@ -122,6 +122,8 @@ pub struct Received<'a> {
     pub path: &'a Path,
     /// Its length in bytes.
     pub size: u64,
+    /// Its SHA-256, taken as it was received.
+    pub sha256: &'a ContentHash,
 }
 
 /// Reads the start of a file, as far as its header goes (`resize::head_complete`) and at most
@@ -203,6 +205,7 @@ pub async fn accept(
         filename,
         content_type: probe.format.content_type().to_owned(),
         bytes: file.size,
+        sha256: Some(file.sha256.clone()),
         width: probe.width,
         height: probe.height,
         status: Status::Queued,

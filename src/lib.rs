@@ -11,7 +11,8 @@
 //! owns (`storage::S3Settings`, `ingest::Limits`, `worker::WorkerSettings`, ...) and runs the
 //! roles; `error_code` is the catalog of every code the API answers with; `retry` is the one
 //! backoff every retry loop uses; `deadline` bounds every call into a backend; `metrics` is
-//! what each process measures (served at `/metrics`) and `telemetry` how it logs.
+//! what each process measures (served at `/metrics`) and `telemetry` how it logs. `import` is
+//! no part of the server: it is a client of the public API (`gallery import`).
 
 pub mod accounts;
 pub mod backends;
@@ -23,6 +24,7 @@ pub mod deadline;
 pub mod domain;
 pub mod error_code;
 pub mod healthcheck;
+pub mod import;
 pub mod ingest;
 pub mod metrics;
 pub mod notifier;

@@ -4,7 +4,8 @@
 use std::process::ExitCode;
 
 use gallery::backends::Backends;
-use gallery::cli::{Cli, Command};
+use gallery::cli::{Cli, Command, ImportArgs};
+use gallery::import::ImportSettings;
 use gallery::notifier::NotifierSettings;
 use gallery::routes::WebSettings;
 use gallery::startup::{run_notifier, run_serve, run_worker, Application, Settings};
@@ -31,6 +32,9 @@ fn main() -> ExitCode {
             }
         };
     }
+    if let Command::Import(args) = &cli.command {
+        return import(args);
+    }
     match LogFormat::from_args(&cli) {
         Ok(format) => gallery::telemetry::init(format),
         Err(error) => {
@@ -38,17 +42,42 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
     };
     match runtime.block_on(run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    tokio::runtime::Runtime::new()
+        .inspect_err(|error| eprintln!("cannot start the async runtime: {error}"))
+        .ok()
+}
+
+/// `gallery import`: its output is its report (no log lines), and its exit code says whether
+/// every file got in.
+fn import(args: &ImportArgs) -> ExitCode {
+    let settings = match ImportSettings::from_args(args) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("{error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
+    };
+    match runtime.block_on(gallery::import::run(settings)) {
+        Ok(summary) if summary.all_in() => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(error) => {
+            eprintln!("import failed: {error:#}");
             ExitCode::FAILURE
         }
     }
@@ -87,6 +116,6 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let settings = Settings::from_args(&args.shared, None)?;
             gallery::startup::manage_users(&settings.backends, args.action).await
         }
-        Command::Healthcheck { .. } | Command::Bench(_) => Ok(()),
+        Command::Healthcheck { .. } | Command::Bench(_) | Command::Import(_) => Ok(()),
     }
 }

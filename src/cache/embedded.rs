@@ -1,6 +1,7 @@
 //! `PhotoIndex` in an embedded ACID store (redb), for `gallery serve` without Redis. One
 //! table maps each photo's id to its JSON record; ids are UUID v7 strings, which sort in
-//! creation order, so the table itself is the newest-first listing (read backwards).
+//! creation order, so the table itself is the newest-first listing (read backwards). A
+//! multimap table finds the ids of the photos whose original has a given SHA-256.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -8,15 +9,17 @@ use std::sync::Arc;
 use anyhow::Context;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use redb::{Database, ReadableTable, TableDefinition};
+use redb::{Database, MultimapTableDefinition, ReadableTable, TableDefinition};
 
 use super::{Page, PhotoIndex};
 use crate::blocking::blocking;
-use crate::domain::{Photo, PhotoId};
+use crate::domain::{ContentHash, Photo, PhotoId};
 
 const PHOTOS: TableDefinition<&str, &[u8]> = TableDefinition::new("photos");
 /// Photos recorded but not yet known to be queued: id → when recorded (Unix ms).
 const UNQUEUED: TableDefinition<&str, i64> = TableDefinition::new("unqueued");
+/// The originals' hashes: SHA-256 (hex) → ids of the photos whose original it is.
+const BY_HASH: MultimapTableDefinition<&str, &str> = MultimapTableDefinition::new("by_sha256");
 
 pub struct EmbeddedIndex {
     db: Arc<Database>,
@@ -33,6 +36,7 @@ impl EmbeddedIndex {
         let write = db.begin_write()?;
         write.open_table(PHOTOS)?;
         write.open_table(UNQUEUED)?;
+        write.open_multimap_table(BY_HASH)?;
         write.commit()?;
         Ok(EmbeddedIndex { db: Arc::new(db) })
     }
@@ -56,12 +60,18 @@ impl PhotoIndex for EmbeddedIndex {
         let id = photo.id.to_string();
         let json = serde_json::to_vec(photo)?;
         let recorded = photo.created_at.timestamp_millis();
+        let hash = photo.sha256.clone();
         blocking(&self.db, move |db| {
             let write = db.begin_write()?;
             write
                 .open_table(PHOTOS)?
                 .insert(id.as_str(), json.as_slice())?;
             write.open_table(UNQUEUED)?.insert(id.as_str(), recorded)?;
+            if let Some(hash) = &hash {
+                write
+                    .open_multimap_table(BY_HASH)?
+                    .insert(hash.as_str(), id.as_str())?;
+            }
             write.commit()?;
             Ok(())
         })
@@ -133,10 +143,24 @@ impl PhotoIndex for EmbeddedIndex {
         let id = id.to_string();
         blocking(&self.db, move |db| {
             let write = db.begin_write()?;
-            let existed = write.open_table(PHOTOS)?.remove(id.as_str())?.is_some();
+            let removed = write
+                .open_table(PHOTOS)?
+                .remove(id.as_str())?
+                .map(|json| parse(json.value()));
             write.open_table(UNQUEUED)?.remove(id.as_str())?;
+            // A record that does not parse leaves its id under its hash, where `with_hash`
+            // skips it.
+            if let Some(hash) = removed
+                .as_ref()
+                .and_then(|photo| photo.as_ref().ok())
+                .and_then(|photo| photo.sha256.as_ref())
+            {
+                write
+                    .open_multimap_table(BY_HASH)?
+                    .remove(hash.as_str(), id.as_str())?;
+            }
             write.commit()?;
-            Ok(existed)
+            Ok(removed.is_some())
         })
         .await
     }
@@ -166,6 +190,31 @@ impl PhotoIndex for EmbeddedIndex {
                 photos,
                 next_cursor,
             })
+        })
+        .await
+    }
+
+    async fn with_hash(&self, hash: &ContentHash, limit: usize) -> anyhow::Result<Vec<Photo>> {
+        let hash = hash.to_string();
+        blocking(&self.db, move |db| {
+            let read = db.begin_read()?;
+            let mut ids = Vec::new();
+            for id in read.open_multimap_table(BY_HASH)?.get(hash.as_str())? {
+                ids.push(id?.value().to_owned());
+            }
+            // Ids sort in creation order: newest first, as the gallery lists.
+            ids.sort_by(|a, b| b.cmp(a));
+            let records = read.open_table(PHOTOS)?;
+            let mut photos = Vec::new();
+            for id in ids {
+                if photos.len() == limit {
+                    break;
+                }
+                if let Some(json) = records.get(id.as_str())? {
+                    photos.push(parse(json.value())?);
+                }
+            }
+            Ok(photos)
         })
         .await
     }

@@ -4,7 +4,9 @@
 //!
 //! Besides the records, the index keeps the photos whose job is not known to be queued yet
 //! (`unqueued`), so a web process killed between recording a photo and queueing its job
-//! leaves a trace that `ingest::requeue_stranded` follows.
+//! leaves a trace that `ingest::requeue_stranded` follows. And it finds photos by the SHA-256
+//! of their original (`with_hash`), kept in step with the records: indexed in the same write
+//! that inserts a record, forgotten in the one that removes it.
 
 mod embedded;
 pub mod redis;
@@ -14,7 +16,7 @@ use chrono::{DateTime, Utc};
 
 pub use self::embedded::EmbeddedIndex;
 pub use self::redis::{RedisIndex, RedisSettings};
-use crate::domain::{Photo, PhotoId};
+use crate::domain::{ContentHash, Photo, PhotoId};
 
 /// One page of the gallery, newest first.
 #[derive(Debug, Clone)]
@@ -29,7 +31,7 @@ pub trait PhotoIndex: Send + Sync {
     /// Answers whether the store can be reached right now (for /readyz).
     async fn check(&self) -> anyhow::Result<()>;
     /// Records a new photo and lists it, marked as not yet queued (see `unqueued`) until
-    /// `queued` clears the mark.
+    /// `queued` clears the mark, and findable by its hash (`with_hash`), all in one write.
     async fn insert(&self, photo: &Photo) -> anyhow::Result<()>;
     /// Clears the photo's not-yet-queued mark: the queue has its job.
     async fn queued(&self, id: &PhotoId) -> anyhow::Result<()>;
@@ -40,8 +42,11 @@ pub trait PhotoIndex: Send + Sync {
     /// Overwrites an existing record; returns false, writing nothing, when the photo is gone
     /// (deleted while a worker held it), so a late worker never resurrects it.
     async fn update(&self, photo: &Photo) -> anyhow::Result<bool>;
-    /// Removes the record, its listing and its mark; returns whether it existed.
+    /// Removes the record, its listing, its mark and its hash; returns whether it existed.
     async fn remove(&self, id: &PhotoId) -> anyhow::Result<bool>;
+    /// Up to `limit` photos whose original has this SHA-256, newest first (none: an empty
+    /// list). Photos recorded before hashes were have none, and are never found here.
+    async fn with_hash(&self, hash: &ContentHash, limit: usize) -> anyhow::Result<Vec<Photo>>;
     /// Up to `limit` photos older than `cursor` (or the newest ones), newest first.
     async fn list(&self, limit: usize, cursor: Option<&PhotoId>) -> anyhow::Result<Page>;
 }

@@ -1,6 +1,7 @@
 //! `PhotoIndex` on Redis via fred. Each photo is a JSON string at `{prefix}photo:{id}`; the
 //! sorted set `{prefix}photos` holds every id with score 0, so members sort by their UUID v7,
 //! which is creation order, and pages are cut with ZRANGE BYLEX REV from the last id seen.
+//! `{prefix}sha256:{hex}` is the set of ids of the photos whose original has that hash.
 
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use fred::types::{Expiration, SetOptions};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{Page, PhotoIndex};
-use crate::domain::{Photo, PhotoId};
+use crate::domain::{ContentHash, Photo, PhotoId};
 
 /// Where the index lives in Redis.
 #[derive(Debug, Clone)]
@@ -74,6 +75,26 @@ impl RedisIndex {
         format!("{}unqueued", self.prefix)
     }
 
+    /// Ids of the photos whose original has this hash.
+    fn hash_key(&self, hash: &ContentHash) -> String {
+        format!("{}sha256:{hash}", self.prefix)
+    }
+
+    /// The records of these ids, in their order, skipping any that is gone.
+    async fn records(&self, ids: &[PhotoId]) -> anyhow::Result<Vec<Photo>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = ids.iter().map(|id| self.record_key(id)).collect();
+        let records: Vec<Option<String>> =
+            self.client.mget(keys).await.context("Redis read failed")?;
+        records
+            .into_iter()
+            .flatten()
+            .map(|json| self.parse(&json))
+            .collect()
+    }
+
     fn parse(&self, json: &str) -> anyhow::Result<Photo> {
         serde_json::from_str(json).context("corrupt photo record in Redis")
     }
@@ -119,6 +140,9 @@ impl PhotoIndex for RedisIndex {
                 ),
             )
             .await?;
+        if let Some(hash) = &photo.sha256 {
+            let _: () = tx.sadd(self.hash_key(hash), photo.id.as_str()).await?;
+        }
         let _: () = tx.exec(true).await.context("Redis insert failed")?;
         Ok(())
     }
@@ -177,13 +201,39 @@ impl PhotoIndex for RedisIndex {
     }
 
     async fn remove(&self, id: &PhotoId) -> anyhow::Result<bool> {
+        // A record's hash never changes, so reading it first races with nothing. A record
+        // that does not parse leaves its id in a hash's set, where `with_hash` skips it.
+        let hash = self
+            .get(id)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|photo| photo.sha256);
         let tx = self.client.multi();
         let _: () = tx.del(self.record_key(id)).await?;
         let _: () = tx.zrem(self.order_key(), id.as_str()).await?;
         let _: () = tx.zrem(self.unqueued_key(), id.as_str()).await?;
-        let (deleted, _, _): (i64, i64, i64) =
-            tx.exec(true).await.context("Redis delete failed")?;
-        Ok(deleted > 0)
+        if let Some(hash) = &hash {
+            let _: () = tx.srem(self.hash_key(hash), id.as_str()).await?;
+        }
+        let counts: Vec<i64> = tx.exec(true).await.context("Redis delete failed")?;
+        Ok(counts.first().is_some_and(|deleted| *deleted > 0))
+    }
+
+    async fn with_hash(&self, hash: &ContentHash, limit: usize) -> anyhow::Result<Vec<Photo>> {
+        let ids: Vec<String> = self
+            .client
+            .smembers(self.hash_key(hash))
+            .await
+            .context("Redis read failed")?;
+        let mut ids: Vec<PhotoId> = ids
+            .iter()
+            .filter_map(|id| PhotoId::parse(id).ok())
+            .collect();
+        // Ids sort in creation order: newest first, as the gallery lists.
+        ids.sort_by(|a, b| b.cmp(a));
+        ids.truncate(limit);
+        self.records(&ids).await
     }
 
     async fn list(&self, limit: usize, cursor: Option<&PhotoId>) -> anyhow::Result<Page> {
@@ -227,14 +277,7 @@ impl PhotoIndex for RedisIndex {
                 next_cursor: None,
             });
         }
-        let keys: Vec<String> = ids.iter().map(|id| self.record_key(id)).collect();
-        let records: Vec<Option<String>> =
-            self.client.mget(keys).await.context("Redis list failed")?;
-        let photos = records
-            .into_iter()
-            .flatten()
-            .map(|json| self.parse(&json))
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        let photos = self.records(&ids).await.context("Redis list failed")?;
         let next_cursor = if has_more { ids.last().cloned() } else { None };
         Ok(Page {
             photos,

@@ -1,9 +1,11 @@
-//! The gallery's vocabulary: ids, file names, photo records and their status, the operations and
-//! variants a photo gets, processing jobs and events, and the people who own photos.
+//! The gallery's vocabulary: ids, file names, content hashes, photo records and their status,
+//! the operations and variants a photo gets, processing jobs and events, and the people who own
+//! photos.
 //! Constructors reject invalid values so the rest of the code can trust what it holds. Nothing
 //! here depends on another module of the crate: the engine, the backends and the routes all
 //! speak these types.
 
+mod content_hash;
 mod event;
 mod file_name;
 mod id;
@@ -13,6 +15,7 @@ mod photo;
 mod user;
 mod variant;
 
+pub use content_hash::ContentHash;
 pub use event::{Event, EventKind};
 pub use file_name::FileName;
 pub use id::{InvalidId, PhotoId, RecordId, UserId};

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Email, Lang, Op, Owner, PhotoId};
+use super::{ContentHash, Email, Lang, Op, Owner, PhotoId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -31,6 +31,10 @@ pub struct Photo {
     pub filename: String,
     pub content_type: String,
     pub bytes: u64,
+    /// SHA-256 of the original as uploaded, lowercase hex: how `gallery import` knows a file
+    /// is already in the gallery. `None` for photos from before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<ContentHash>,
     /// Size after EXIF orientation and the rotate ops; until processed, as stored in the file.
     pub width: u32,
     pub height: u32,

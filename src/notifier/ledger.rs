@@ -72,6 +72,7 @@ mod tests {
             filename: "perfil.jpg".into(),
             content_type: "image/jpeg".into(),
             bytes: 1,
+            sha256: None,
             width: 1,
             height: 1,
             status: Status::Done,

@@ -81,6 +81,7 @@ fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::WeakPassword
         | ErrorCode::BadLimit
         | ErrorCode::BadCursor
+        | ErrorCode::BadSha256
         | ErrorCode::BadQuery => StatusCode::BAD_REQUEST,
         ErrorCode::Unauthorized | ErrorCode::BadCredentials => StatusCode::UNAUTHORIZED,
         ErrorCode::Forbidden | ErrorCode::CrossOrigin => StatusCode::FORBIDDEN,

@@ -10,9 +10,10 @@
 //! the rest of it drained unread.
 //!
 //! How a file's bytes go to storage "as they arrive": into a spool file of their own
-//! (`Spooled`), chunk by chunk, so receiving holds one chunk in memory whatever the size; the
-//! file is checked from its head as soon as it is complete, and once the whole form is read it
-//! is streamed from the spool to storage (`ingest::accept`), one file at a time. Not straight
+//! (`Spooled`), chunk by chunk, so receiving holds one chunk in memory whatever the size (its
+//! SHA-256, recorded with the photo, is taken from the same chunks); the file is checked from
+//! its head as soon as it is complete, and once the whole form is read it is streamed from the
+//! spool to storage (`ingest::accept`), one file at a time. Not straight
 //! to storage: fields such as `ops` may come after the files they apply to, and a request
 //! refused for them (or for its size, half way) must leave nothing in storage. A process
 //! killed mid-request leaves only spool files, which `clear_spool` removes.
@@ -30,9 +31,11 @@ use actix_web::error::PayloadError;
 use actix_web::http::header::{HeaderMap, CONTENT_TYPE};
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
+use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use super::error::ApiError;
+use crate::domain::ContentHash;
 use crate::error_code::ErrorCode;
 use crate::ingest::{IngestError, Limits, Received};
 use crate::resize::{Format, ProbeError};
@@ -373,9 +376,9 @@ impl<'a> FormReader<'a> {
         })
     }
 
-    /// Receives a file part into the spool chunk by chunk (memory holds one chunk), or
-    /// refuses it as soon as it is known to be unacceptable (not an image by its first bytes,
-    /// or over the per-file limit) and drains the rest unread.
+    /// Receives a file part into the spool chunk by chunk (memory holds one chunk), hashing
+    /// it on the way, or refuses it as soon as it is known to be unacceptable (not an image by
+    /// its first bytes, or over the per-file limit) and drains the rest unread.
     pub async fn file(
         &mut self,
         field: &mut Field,
@@ -383,7 +386,7 @@ impl<'a> FormReader<'a> {
     ) -> Result<Result<Spooled, IngestError>, ApiError> {
         let limit = self.limits.max_upload_bytes;
         let mut head = BytesMut::new();
-        let mut spooled: Option<(Spooled, tokio::fs::File)> = None;
+        let mut spool: Option<SpoolWriter> = None;
         let mut size = 0u64;
         let mut refused = None;
         while let Some(chunk) = self.next_chunk(field).await? {
@@ -393,10 +396,10 @@ impl<'a> FormReader<'a> {
             size += chunk.len() as u64;
             if size > limit {
                 refused = Some(IngestError::TooLarge { limit });
-                spooled = None;
+                spool = None;
                 continue;
             }
-            if spooled.is_none() {
+            if spool.is_none() {
                 head.extend_from_slice(&chunk);
                 if head.len() < SNIFF_BYTES {
                     continue;
@@ -405,38 +408,31 @@ impl<'a> FormReader<'a> {
                     refused = Some(IngestError::Unreadable(ProbeError::UnsupportedType));
                     continue;
                 }
-                let opened = Spooled::create(spool_dir).await.map_err(spool_failed)?;
-                spooled = Some(opened);
+                spool = Some(SpoolWriter::create(spool_dir).await?);
             }
-            if let Some((_, file)) = &mut spooled {
+            if let Some(spool) = &mut spool {
                 // The head, kept until the type was known, goes first.
                 let bytes = if head.is_empty() {
                     chunk
                 } else {
                     head.split().freeze()
                 };
-                file.write_all(&bytes)
-                    .await
-                    .map_err(|e| spool_failed(e.into()))?;
+                spool.write(&bytes).await?;
             }
         }
         if let Some(error) = refused {
             return Ok(Err(error));
         }
-        let (mut spooled, mut file) = match spooled {
-            Some(opened) => opened,
+        let spool = match spool {
+            Some(spool) => spool,
             // Shorter than a type can be told from: the checks that follow say what is wrong.
             None => {
-                let (spooled, mut file) = Spooled::create(spool_dir).await.map_err(spool_failed)?;
-                file.write_all(&head)
-                    .await
-                    .map_err(|e| spool_failed(e.into()))?;
-                (spooled, file)
+                let mut spool = SpoolWriter::create(spool_dir).await?;
+                spool.write(&head).await?;
+                spool
             }
         };
-        file.flush().await.map_err(|e| spool_failed(e.into()))?;
-        spooled.size = size;
-        Ok(Ok(spooled))
+        spool.finish().await.map(Ok)
     }
 }
 
@@ -445,29 +441,78 @@ fn spool_failed(cause: anyhow::Error) -> ApiError {
     ApiError::unavailable("receiving the file", &cause)
 }
 
-/// A received file waiting on disk until the form is read; the file goes when this is
-/// dropped (stored, refused, or the client went away), unless storing it moved it away.
-pub struct Spooled {
-    path: PathBuf,
+/// A spool file's place; the file goes when this is dropped (stored, refused, or the client
+/// went away), unless storing it moved it away.
+struct SpoolPath(PathBuf);
+
+impl Drop for SpoolPath {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A spool file being written, and the SHA-256 of what was written so far: the hash is taken
+/// from the bytes on their way to disk, so the file is never read again for it.
+struct SpoolWriter {
+    path: SpoolPath,
+    file: tokio::fs::File,
+    hash: Sha256,
     size: u64,
 }
 
-impl Spooled {
-    async fn create(dir: &Path) -> anyhow::Result<(Spooled, tokio::fs::File)> {
-        tokio::fs::create_dir_all(dir).await?;
-        let spooled = Spooled {
-            path: dir.join(uuid::Uuid::now_v7().simple().to_string()),
+impl SpoolWriter {
+    async fn create(dir: &Path) -> Result<SpoolWriter, ApiError> {
+        let path = SpoolPath(dir.join(uuid::Uuid::now_v7().simple().to_string()));
+        let file = async {
+            tokio::fs::create_dir_all(dir).await?;
+            tokio::fs::File::create(&path.0).await
+        }
+        .await
+        .map_err(|e| spool_failed(e.into()))?;
+        Ok(SpoolWriter {
+            path,
+            file,
+            hash: Sha256::new(),
             size: 0,
-        };
-        let file = tokio::fs::File::create(&spooled.path).await?;
-        Ok((spooled, file))
+        })
     }
 
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), ApiError> {
+        self.hash.update(bytes);
+        self.size += bytes.len() as u64;
+        self.file
+            .write_all(bytes)
+            .await
+            .map_err(|e| spool_failed(e.into()))
+    }
+
+    async fn finish(mut self) -> Result<Spooled, ApiError> {
+        self.file
+            .flush()
+            .await
+            .map_err(|e| spool_failed(e.into()))?;
+        Ok(Spooled {
+            path: self.path,
+            size: self.size,
+            sha256: ContentHash::from_digest(&self.hash.finalize()),
+        })
+    }
+}
+
+/// A received file waiting on disk until the form is read, with its length and hash.
+pub struct Spooled {
+    path: SpoolPath,
+    size: u64,
+    sha256: ContentHash,
+}
+
+impl Spooled {
     /// The file, as `ingest` takes it.
     pub fn received(&self) -> Received<'_> {
         Received {
-            path: &self.path,
+            path: &self.path.0,
             size: self.size,
+            sha256: &self.sha256,
         }
     }
 
@@ -476,12 +521,6 @@ impl Spooled {
         crate::ingest::check(self.received(), limits)
             .await
             .map(drop)
-    }
-}
-
-impl Drop for Spooled {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
     }
 }
 

@@ -1,6 +1,6 @@
-//! `/api/photos`: upload (multipart), list newest first, show one, delete — for logged-in
-//! people. Everyone sees every photo (a family gallery); a photo is deleted by the person who
-//! uploaded it or by an admin.
+//! `/api/photos`: upload (multipart), list newest first (or those whose original has a given
+//! SHA-256), show one, delete — for logged-in people. Everyone sees every photo (a family
+//! gallery); a photo is deleted by the person who uploaded it or by an admin.
 
 use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
@@ -12,7 +12,8 @@ use super::error::ApiError;
 use super::form::{FormReader, Spooled};
 use super::view::{load_owned, PhotoView};
 use super::AppState;
-use crate::domain::{FileName, Op, PhotoId};
+use crate::cache::Page;
+use crate::domain::{ContentHash, FileName, Op, PhotoId};
 use crate::error_code::ErrorCode;
 use crate::ingest::{self, IngestError};
 
@@ -163,6 +164,9 @@ async fn receive(
 pub struct ListQuery {
     limit: Option<usize>,
     cursor: Option<String>,
+    /// Only the photos whose original has this SHA-256 (`gallery import` asks before sending
+    /// a file); newest first, up to `limit`, on one page.
+    sha256: Option<String>,
 }
 
 #[get("/api/photos")]
@@ -178,19 +182,36 @@ pub async fn list(
             "limit must be between 1 and 100",
         ));
     }
-    let cursor = match query.cursor.as_deref().filter(|c| !c.is_empty()) {
-        Some(cursor) => Some(
-            PhotoId::parse(cursor)
-                .map_err(|_| ApiError::new(ErrorCode::BadCursor, "cursor is not a photo id"))?,
-        ),
-        None => None,
+    let page = match query.sha256.as_deref() {
+        Some(hash) => {
+            let hash = ContentHash::parse(hash)
+                .map_err(|e| ApiError::new(ErrorCode::BadSha256, format!("sha256: {e}")))?;
+            let photos = state
+                .backends
+                .index
+                .with_hash(&hash, limit)
+                .await
+                .map_err(|e| ApiError::unavailable("finding photos by hash", &e))?;
+            Page {
+                photos,
+                next_cursor: None,
+            }
+        }
+        None => {
+            let cursor = match query.cursor.as_deref().filter(|c| !c.is_empty()) {
+                Some(cursor) => Some(PhotoId::parse(cursor).map_err(|_| {
+                    ApiError::new(ErrorCode::BadCursor, "cursor is not a photo id")
+                })?),
+                None => None,
+            };
+            state
+                .backends
+                .index
+                .list(limit, cursor.as_ref())
+                .await
+                .map_err(|e| ApiError::unavailable("listing photos", &e))?
+        }
     };
-    let page = state
-        .backends
-        .index
-        .list(limit, cursor.as_ref())
-        .await
-        .map_err(|e| ApiError::unavailable("listing photos", &e))?;
     let mut photos = page.photos;
     state.backends.accounts.owners().await?.apply(&mut photos);
     let photos: Vec<PhotoView> = photos.into_iter().map(PhotoView::from).collect();

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::error::ApiError;
 use super::AppState;
-use crate::domain::{Op, Owner, Photo, PhotoId, Status};
+use crate::domain::{ContentHash, Op, Owner, Photo, PhotoId, Status};
 
 /// A photo as the API shows it.
 #[derive(Debug, Serialize)]
@@ -16,6 +16,8 @@ pub struct PhotoView {
     pub filename: String,
     pub content_type: String,
     pub bytes: u64,
+    /// SHA-256 of the original; `null` for photos from before it was recorded.
+    pub sha256: Option<ContentHash>,
     pub width: u32,
     pub height: u32,
     pub status: Status,
@@ -59,6 +61,7 @@ impl From<Photo> for PhotoView {
             filename: photo.filename,
             content_type: photo.content_type,
             bytes: photo.bytes,
+            sha256: photo.sha256,
             width: photo.width,
             height: photo.height,
             status: photo.status,

@@ -1,9 +1,10 @@
 //! From the command line to typed settings: each component owns its settings type
 //! (`storage::S3Settings`, `cache::RedisSettings`, `queue::QueueSettings`, `ingest::Limits`,
 //! `worker::WorkerSettings`, `notifier::NotifierSettings`, `routes::WebSettings`,
-//! `telemetry::LogFormat`), and this is the one place that fills them from `cli`. Tests build
-//! the same types directly, without a command line. Secrets are read here (from the flag, the
-//! variable or its `…_FILE`) and held as `SecretString`, which never prints.
+//! `telemetry::LogFormat`, `import::ImportSettings`), and this is the one place that fills
+//! them from `cli`. Tests build the same types directly, without a command line. Secrets are
+//! read here (from the flag, the variable or its `…_FILE`) and held as `SecretString`, which
+//! never prints.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -14,8 +15,9 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::accounts::Password;
 use crate::backends::BackendSettings;
 use crate::cache::RedisSettings;
-use crate::cli::{Cli, HttpArgs, NotifyChannels, SharedArgs, WorkerTuning};
+use crate::cli::{Cli, HttpArgs, ImportArgs, NotifyChannels, SharedArgs, WorkerTuning};
 use crate::domain::{Email, VariantSpec};
+use crate::import::ImportSettings;
 use crate::ingest::Limits;
 use crate::notifier::NotifierSettings;
 use crate::queue::QueueSettings;
@@ -191,6 +193,30 @@ impl LogFormat {
         cli.log_format
             .parse()
             .map_err(|problem| anyhow::anyhow!("GALLERY_LOG_FORMAT: {problem}"))
+    }
+}
+
+impl ImportSettings {
+    pub fn from_args(args: &ImportArgs) -> anyhow::Result<Self> {
+        let server = reqwest::Url::parse(&args.server)
+            .ok()
+            .filter(|url| matches!(url.scheme(), "http" | "https") && url.has_host())
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--server {}: not an http(s) address, e.g. https://photos.example.com",
+                    args.server
+                )
+            })?;
+        let token = secret("GALLERY_TOKEN", &args.token, &args.token_file)?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "no API token: set GALLERY_TOKEN (or GALLERY_TOKEN_FILE, or --token); the \
+                 page's account menu makes one"
+            )
+        })?;
+        Ok(ImportSettings {
+            jobs: usize::from(args.jobs),
+            ..ImportSettings::new(args.dir.clone(), server, token)
+        })
     }
 }
 

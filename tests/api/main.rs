@@ -16,6 +16,7 @@ mod events;
 mod freeze;
 mod gateway;
 mod health;
+mod import;
 mod metrics;
 mod notifier;
 mod own_services;

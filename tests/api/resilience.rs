@@ -121,6 +121,7 @@ async fn a_job_that_keeps_failing_is_retried_then_failed_and_dead_lettered(set: 
         filename: "lost.jpg".into(),
         content_type: "image/jpeg".into(),
         bytes: 1,
+        sha256: None,
         width: 1,
         height: 1,
         status: Status::Queued,
