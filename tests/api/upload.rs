@@ -608,7 +608,11 @@ async fn a_huge_request_holds_one_part_at_a_time() {
                 .send()
                 .await
                 .expect("delete");
-            assert!(deleted.status().is_success(), "delete {id}: {}", deleted.status());
+            assert!(
+                deleted.status().is_success(),
+                "delete {id}: {}",
+                deleted.status()
+            );
         }
     }
     drop(running);
