@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::domain::VariantSpec;
 use crate::ingest::Limits;
 use crate::notifier::NotifierSettings;
 use crate::resize;
@@ -328,6 +329,11 @@ pub struct SharedArgs {
     /// Most files one upload request may carry.
     #[arg(long, env = "GALLERY_MAX_FILES", default_value_t = Limits::default().max_files)]
     pub max_files: usize,
+    /// The variants every photo gets: name:longest side in pixels, comma-separated. The web
+    /// role and the workers must agree; after a change, `gallery reprocess --missing` makes
+    /// the new ones for the photos already there.
+    #[arg(long, env = "GALLERY_VARIANTS", default_value_t = VariantSpec::format_list(&VariantSpec::standard()))]
+    pub variants: String,
     /// JPEG quality of the variants (1-100).
     #[arg(long, env = "GALLERY_JPEG_QUALITY", default_value_t = resize::Settings::default().jpeg_quality, value_parser = clap::value_parser!(u8).range(1..=100))]
     pub jpeg_quality: u8,
