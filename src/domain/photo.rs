@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Email, Lang, Op, Owner, PhotoId};
+use super::{Email, Lane, Lang, Op, Owner, PhotoId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -48,6 +48,10 @@ pub struct Photo {
     pub deliveries: u32,
     #[serde(default)]
     pub variants: BTreeMap<String, VariantInfo>,
+    /// The lane of the photo's latest job: `bulk` once reprocessing queued it, which nobody
+    /// is told about (the notifier keeps quiet), `upload` otherwise.
+    #[serde(default)]
+    pub lane: Lane,
     /// Who to tell when processing ends: the uploader's contacts as their profile had them at
     /// upload. Private, never shown by the API.
     #[serde(default, skip_serializing_if = "Notify::is_empty")]

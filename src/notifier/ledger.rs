@@ -81,6 +81,7 @@ mod tests {
             attempts: 1,
             deliveries,
             variants: Default::default(),
+            lane: Default::default(),
             notify: Default::default(),
             owner: None,
         };

@@ -543,14 +543,15 @@ impl TestApp {
         Api::new(&address)
     }
 
-    /// How many messages wait in the job queue (`suffix` "" for the work queue, ".dead" for
-    /// the dead letters, ".retry" for delayed retries, ".notify" and ".notify.dead" for the
-    /// notifier's events).
+    /// How many messages wait in the job queue (`suffix` "" for the upload lane, ".bulk" for
+    /// the bulk lane, ".dead" for the dead letters, ".retry" for delayed retries, ".notify"
+    /// and ".notify.dead" for the notifier's events).
     pub async fn queue_depth(&self, suffix: &str) -> u32 {
         if let Some(queue) = &self.embedded_queue {
             // The embedded queue keeps delayed retries among the jobs, each with its due time.
             let name = match suffix {
                 "" => "jobs",
+                ".bulk" => "jobs.bulk",
                 ".dead" => "jobs.dead",
                 ".retry" => return 0,
                 ".notify" => "events.notify",
@@ -823,7 +824,15 @@ impl Drop for TestApp {
                     return;
                 };
                 if let Ok(channel) = connection.open_channel(None).await {
-                    for suffix in ["", ".retry", ".dead", ".notify", ".notify.dead"] {
+                    for suffix in [
+                        "",
+                        ".retry",
+                        ".bulk",
+                        ".bulk.retry",
+                        ".dead",
+                        ".notify",
+                        ".notify.dead",
+                    ] {
                         let _ = channel
                             .queue_delete(QueueDeleteArguments::new(&format!("{queue}{suffix}")))
                             .await;
