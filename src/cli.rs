@@ -10,7 +10,7 @@ use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 
 use crate::domain::VariantSpec;
 use crate::ingest::Limits;
@@ -72,6 +72,10 @@ pub enum Command {
     /// Manages the people who may use the gallery, on the configured backends (stop a
     /// `gallery serve` on the same data dir first).
     User(UserArgs),
+    /// Queues photos again on the bulk lane, behind every new upload, and shows them through:
+    /// those lacking a variant of GALLERY_VARIANTS, and failed ones (--missing), or all
+    /// (--all). Safe to stop and run again.
+    Reprocess(ReprocessArgs),
     /// Exits 0 when URL answers 2xx within 3 s, else 1 (container health checks without curl).
     Healthcheck {
         /// The URL to probe, e.g. http://127.0.0.1:8080/healthz
@@ -120,6 +124,23 @@ pub enum UserAction {
     Remove { email: String },
     /// Sets a new password, read from the first line of stdin; ends their sessions.
     ResetPassword { email: String },
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(group(ArgGroup::new("which").required(true).args(["missing", "all"])))]
+pub struct ReprocessArgs {
+    /// Photos lacking a variant of the current list (or holding one of another size), and
+    /// failed photos.
+    #[arg(long)]
+    pub missing: bool,
+    /// Every photo.
+    #[arg(long)]
+    pub all: bool,
+    /// Only photos created at or after DATE (2024-05-01, or 2024-05-01T12:00:00Z).
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+    #[command(flatten)]
+    pub shared: SharedArgs,
 }
 
 #[derive(Debug, Clone, Args)]

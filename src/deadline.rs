@@ -154,6 +154,9 @@ impl PhotoIndex for Bounded<dyn PhotoIndex> {
     async fn update(&self, photo: &Photo) -> anyhow::Result<bool> {
         self.call(self.inner.update(photo)).await
     }
+    async fn requeue(&self, photo: &Photo) -> anyhow::Result<bool> {
+        self.call(self.inner.requeue(photo)).await
+    }
     async fn remove(&self, id: &PhotoId) -> anyhow::Result<bool> {
         self.call(self.inner.remove(id)).await
     }

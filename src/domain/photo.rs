@@ -16,6 +16,23 @@ pub enum Status {
     Failed,
 }
 
+impl Status {
+    /// As the API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Queued => "queued",
+            Status::Processing => "processing",
+            Status::Done => "done",
+            Status::Failed => "failed",
+        }
+    }
+
+    /// Queued or processing: a job for the photo is on its way or running.
+    pub fn in_flight(self) -> bool {
+        matches!(self, Status::Queued | Status::Processing)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VariantInfo {
     pub width: u32,

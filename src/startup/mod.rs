@@ -4,6 +4,7 @@
 //! cleanly on SIGTERM or Ctrl-C. `settings` turns the command line into each component's
 //! typed settings.
 
+mod reprocess;
 mod settings;
 mod users;
 
@@ -16,6 +17,7 @@ use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use tokio::sync::watch;
 
+pub use self::reprocess::reprocess;
 pub use self::settings::Settings;
 pub use self::users::manage_users;
 use crate::backends::{BackendSettings, Backends};
@@ -116,6 +118,9 @@ impl Application {
                     .service(routes::users::invite_page)
                     .service(routes::users::invited)
                     .service(routes::users::accept)
+                    .service(routes::admin::reprocess_photos)
+                    .service(routes::admin::retry)
+                    .service(routes::admin::queues)
                     .service(routes::events::events)
                     .service(routes::photos::upload)
                     .service(routes::photos::list)
