@@ -41,6 +41,15 @@ pub struct VariantInfo {
     pub bytes: u64,
 }
 
+impl VariantInfo {
+    /// Tells this making of a variant from another: a variant made again (reprocessing, at
+    /// another size or quality) has other dimensions or another length, so its URL and ETag,
+    /// which carry this, change with it, and a browser never keeps showing the old one.
+    pub fn version(&self) -> String {
+        format!("{}x{}-{}", self.width, self.height, self.bytes)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Photo {
     pub id: PhotoId,
