@@ -543,6 +543,29 @@ impl TestApp {
         Api::new(&address)
     }
 
+    /// Runs on changed settings (a new variant list, ...), as after a restart: the worker
+    /// is stopped and started again, and another web role started on the same backends.
+    /// Answers a client of the new web role, with this app's token.
+    pub async fn reconfigure(&mut self, configure: impl FnOnce(&mut Settings)) -> Api {
+        configure(&mut self.settings);
+        if let Some(stop) = self.worker_stop.take() {
+            let _ = stop.send(true);
+            let (stop, stopped) = watch::channel(false);
+            tokio::spawn(worker::run(
+                self.backends.clone(),
+                self.settings.worker.clone(),
+                self.settings.variants.clone(),
+                stopped,
+            ));
+            self.worker_stop = Some(stop);
+        }
+        let anonymous = self.start_another_web(self.web.clone()).await;
+        match &self.api.token {
+            Some(token) => Api::with_token(&anonymous.address, token),
+            None => anonymous,
+        }
+    }
+
     /// How many messages wait in the job queue (`suffix` "" for the upload lane, ".bulk" for
     /// the bulk lane, ".dead" for the dead letters, ".retry" for delayed retries, ".notify"
     /// and ".notify.dead" for the notifier's events).

@@ -16,6 +16,7 @@ mod events;
 mod freeze;
 mod gateway;
 mod health;
+mod lanes;
 mod notifier;
 mod own_services;
 mod photos;
