@@ -10,8 +10,9 @@ use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 
+use crate::domain::VariantSpec;
 use crate::import::ImportSettings;
 use crate::ingest::Limits;
 use crate::notifier::NotifierSettings;
@@ -78,6 +79,10 @@ pub enum Command {
     /// Uploads every JPEG, PNG and WebP file under DIR to a gallery through its API, skipping
     /// files it already has; exits 1 if any file was refused or failed.
     Import(ImportArgs),
+    /// Queues photos again on the bulk lane, behind every new upload, and shows them through:
+    /// those lacking a variant of GALLERY_VARIANTS, and failed ones (--missing), or all
+    /// (--all). Safe to stop and run again.
+    Reprocess(ReprocessArgs),
     /// Exits 0 when URL answers 2xx within 3 s, else 1 (container health checks without curl).
     Healthcheck {
         /// The URL to probe, e.g. http://127.0.0.1:8080/healthz
@@ -145,6 +150,23 @@ pub enum UserAction {
     Remove { email: String },
     /// Sets a new password, read from the first line of stdin; ends their sessions.
     ResetPassword { email: String },
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(group(ArgGroup::new("which").required(true).args(["missing", "all"])))]
+pub struct ReprocessArgs {
+    /// Photos lacking a variant of the current list (or holding one of another size), and
+    /// failed photos.
+    #[arg(long)]
+    pub missing: bool,
+    /// Every photo.
+    #[arg(long)]
+    pub all: bool,
+    /// Only photos created at or after DATE (2024-05-01, or 2024-05-01T12:00:00Z).
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+    #[command(flatten)]
+    pub shared: SharedArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -354,6 +376,11 @@ pub struct SharedArgs {
     /// Most files one upload request may carry.
     #[arg(long, env = "GALLERY_MAX_FILES", default_value_t = Limits::default().max_files)]
     pub max_files: usize,
+    /// The variants every photo gets: name:longest side in pixels, comma-separated. The web
+    /// role and the workers must agree; after a change, `gallery reprocess --missing` makes
+    /// the new ones for the photos already there.
+    #[arg(long, env = "GALLERY_VARIANTS", default_value_t = VariantSpec::format_list(&VariantSpec::standard()))]
+    pub variants: String,
     /// JPEG quality of the variants (1-100).
     #[arg(long, env = "GALLERY_JPEG_QUALITY", default_value_t = resize::Settings::default().jpeg_quality, value_parser = clap::value_parser!(u8).range(1..=100))]
     pub jpeg_quality: u8,

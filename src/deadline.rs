@@ -26,7 +26,7 @@ use chrono::{DateTime, Utc};
 use crate::accounts::store::{AccountStore, Table};
 use crate::cache::{Page, PhotoIndex};
 use crate::domain::{ContentHash, Event, Job, Photo, PhotoId};
-use crate::queue::{EventStream, JobQueue, JobStream, Listener};
+use crate::queue::{Depths, EventStream, JobQueue, JobStream, Listener};
 use crate::storage::{ByteStream, ObjectStore};
 
 /// The default deadline of one backend call.
@@ -154,6 +154,9 @@ impl PhotoIndex for Bounded<dyn PhotoIndex> {
     async fn update(&self, photo: &Photo) -> anyhow::Result<bool> {
         self.call(self.inner.update(photo)).await
     }
+    async fn requeue(&self, photo: &Photo) -> anyhow::Result<bool> {
+        self.call(self.inner.requeue(photo)).await
+    }
     async fn remove(&self, id: &PhotoId) -> anyhow::Result<bool> {
         self.call(self.inner.remove(id)).await
     }
@@ -178,6 +181,9 @@ impl JobQueue for Bounded<dyn JobQueue> {
     }
     async fn consume(&self, prefetch: u16) -> anyhow::Result<Box<dyn JobStream>> {
         self.call(self.inner.consume(prefetch)).await
+    }
+    async fn depths(&self) -> anyhow::Result<Depths> {
+        self.call(self.inner.depths()).await
     }
     async fn publish_event(&self, event: &Event) -> anyhow::Result<()> {
         self.call(self.inner.publish_event(event)).await

@@ -61,6 +61,9 @@ pub enum ErrorCode {
     WeakPassword,
     InviteNotFound,
     LinkNotFound,
+    // Operating it
+    /// Retrying a photo that has not failed.
+    NotFailed,
     // Anything
     NotFound,
     /// A backend failed; the request may work later.
@@ -101,6 +104,7 @@ impl ErrorCode {
             ErrorCode::WeakPassword => "weak_password",
             ErrorCode::InviteNotFound => "invite_not_found",
             ErrorCode::LinkNotFound => "link_not_found",
+            ErrorCode::NotFailed => "not_failed",
             ErrorCode::NotFound => "not_found",
             ErrorCode::Unavailable => "unavailable",
         }

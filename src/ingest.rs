@@ -20,7 +20,7 @@ use chrono::Utc;
 use tokio::io::AsyncReadExt;
 
 use crate::backends::Backends;
-use crate::domain::{ContentHash, Job, Notify, Op, Owner, Photo, PhotoId, Status};
+use crate::domain::{ContentHash, Job, Lane, Notify, Op, Owner, Photo, PhotoId, Status};
 use crate::error_code::ErrorCode;
 use crate::resize::{self, ProbeError};
 
@@ -215,6 +215,7 @@ pub async fn accept(
         attempts: 0,
         deliveries: 0,
         variants: Default::default(),
+        lane: Lane::Upload,
         notify: request.notify.clone(),
         owner: request.owner.clone(),
     };
@@ -240,7 +241,7 @@ pub async fn accept(
     // Announced first, on the same channel as the job, so `photo.queued` reaches listeners
     // before a worker can say `photo.processing` and pages see them in order. The two wait for
     // their confirms together: a broker that does not answer costs one deadline, not two.
-    let job = Job::first(id.clone(), request.ops.clone());
+    let job = Job::of(&photo);
     let (_, published) = tokio::join!(backends.announce(&photo), backends.queue.publish(&job));
     if let Err(error) = published {
         undo(backends, &photo, true).await;
@@ -257,9 +258,9 @@ pub async fn accept(
     Ok(photo)
 }
 
-/// Queues the jobs of photos recorded more than `grace` ago whose job was never confirmed
-/// queued: the web process was killed (or lost its broker and then its life) between the
-/// two steps. Answers how many it queued. Run by every web process now and then; two of them
+/// Queues the jobs of photos recorded (or requeued by `reprocess`) more than `grace` ago
+/// whose job was never confirmed queued: the process was killed (or lost its broker and then
+/// its life) between the two steps. Answers how many it queued. Run by every web process now and then; two of them
 /// may both queue one photo, and the worker skips a job whose photo is already done.
 pub async fn requeue_stranded(backends: &Backends, grace: Duration) -> anyhow::Result<usize> {
     let before = Utc::now() - chrono::Duration::from_std(grace)?;
@@ -267,11 +268,16 @@ pub async fn requeue_stranded(backends: &Backends, grace: Duration) -> anyhow::R
     for id in backends.index.unqueued(before, 100).await? {
         match backends.index.get(&id).await? {
             Some(photo) if photo.status == Status::Queued => {
-                backends
-                    .queue
-                    .publish(&Job::first(id.clone(), photo.ops.clone()))
-                    .await?;
-                tracing::warn!(%id, "queued a photo whose upload was cut off before its job was");
+                // On the lane its record names: an upload's, or a reprocessing's.
+                backends.queue.publish(&Job::of(&photo)).await?;
+                match photo.lane {
+                    Lane::Upload => {
+                        tracing::warn!(%id, "queued a photo whose upload was cut off before its job was")
+                    }
+                    Lane::Bulk => {
+                        tracing::warn!(%id, "queued a photo whose reprocessing was cut off before its job was")
+                    }
+                }
                 requeued += 1;
             }
             // Gone, or a worker has it: a job existed after all.

@@ -5,6 +5,8 @@
 //! `worker` (fetch, `resize`, store variants, record the result) → `cache` (metadata that
 //! `routes::photos` lists and serves). `storage`, `queue` and `cache` are traits with one
 //! implementation per backend, so the roles never know which backend they run on.
+//! `reprocess` is the other way jobs are made: photos already stored, queued again on the
+//! bulk lane (`gallery reprocess`, the admin API), behind any new upload.
 //!
 //! Around that path: `domain` is the vocabulary every module speaks and depends on nothing;
 //! `cli` is the command line only, and `startup` turns it into the settings each component
@@ -29,6 +31,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod notifier;
 pub mod queue;
+pub mod reprocess;
 pub mod resize;
 pub mod retry;
 pub mod routes;

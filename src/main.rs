@@ -116,6 +116,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let settings = Settings::from_args(&args.shared, None)?;
             gallery::startup::manage_users(&settings.backends, args.action).await
         }
+        Command::Reprocess(args) => {
+            let settings = Settings::from_args(&args.shared, None)?;
+            gallery::startup::reprocess(&settings, &args).await
+        }
         Command::Healthcheck { .. } | Command::Bench(_) | Command::Import(_) => Ok(()),
     }
 }

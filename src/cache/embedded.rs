@@ -139,6 +139,27 @@ impl PhotoIndex for EmbeddedIndex {
         .await
     }
 
+    async fn requeue(&self, photo: &Photo) -> anyhow::Result<bool> {
+        let id = photo.id.to_string();
+        let json = serde_json::to_vec(photo)?;
+        let now = Utc::now().timestamp_millis();
+        blocking(&self.db, move |db| {
+            let write = db.begin_write()?;
+            let exists = {
+                let mut table = write.open_table(PHOTOS)?;
+                let exists = table.get(id.as_str())?.is_some();
+                if exists {
+                    table.insert(id.as_str(), json.as_slice())?;
+                    write.open_table(UNQUEUED)?.insert(id.as_str(), now)?;
+                }
+                exists
+            };
+            write.commit()?;
+            Ok(exists)
+        })
+        .await
+    }
+
     async fn remove(&self, id: &PhotoId) -> anyhow::Result<bool> {
         let id = id.to_string();
         blocking(&self.db, move |db| {

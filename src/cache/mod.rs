@@ -3,10 +3,10 @@
 //! `embedded` in a redb file under the data dir, for `gallery serve`.
 //!
 //! Besides the records, the index keeps the photos whose job is not known to be queued yet
-//! (`unqueued`), so a web process killed between recording a photo and queueing its job
-//! leaves a trace that `ingest::requeue_stranded` follows. And it finds photos by the SHA-256
-//! of their original (`with_hash`), kept in step with the records: indexed in the same write
-//! that inserts a record, forgotten in the one that removes it.
+//! (`unqueued`), so a process killed between recording a photo (or requeueing it) and
+//! queueing its job leaves a trace that `ingest::requeue_stranded` follows. And it finds
+//! photos by the SHA-256 of their original (`with_hash`), kept in step with the records:
+//! indexed in the same write that inserts a record, forgotten in the one that removes it.
 
 mod embedded;
 pub mod redis;
@@ -42,6 +42,10 @@ pub trait PhotoIndex: Send + Sync {
     /// Overwrites an existing record; returns false, writing nothing, when the photo is gone
     /// (deleted while a worker held it), so a late worker never resurrects it.
     async fn update(&self, photo: &Photo) -> anyhow::Result<bool>;
+    /// `update`, and the photo marked as not yet queued (as of now) in the same step: for a
+    /// photo queued again (`reprocess`), whose new job is published next. Returns false,
+    /// writing nothing, when the photo is gone.
+    async fn requeue(&self, photo: &Photo) -> anyhow::Result<bool>;
     /// Removes the record, its listing, its mark and its hash; returns whether it existed.
     async fn remove(&self, id: &PhotoId) -> anyhow::Result<bool>;
     /// Up to `limit` photos whose original has this SHA-256, newest first (none: an empty

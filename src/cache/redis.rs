@@ -200,6 +200,35 @@ impl PhotoIndex for RedisIndex {
         Ok(written.is_some())
     }
 
+    async fn requeue(&self, photo: &Photo) -> anyhow::Result<bool> {
+        let json = serde_json::to_string(photo)?;
+        // One transaction: the mark goes in even if the record turns out to be gone (SET XX
+        // writes nothing then), which the sweep clears when it finds no photo.
+        let tx = self.client.multi();
+        let _: () = tx
+            .set(
+                self.record_key(&photo.id),
+                json,
+                None::<Expiration>,
+                Some(SetOptions::XX),
+                false,
+            )
+            .await?;
+        let _: () = tx
+            .zadd(
+                self.unqueued_key(),
+                None,
+                None,
+                false,
+                false,
+                (Utc::now().timestamp_millis() as f64, photo.id.as_str()),
+            )
+            .await?;
+        let (written, _): (Option<String>, i64) =
+            tx.exec(true).await.context("Redis update failed")?;
+        Ok(written.is_some())
+    }
+
     async fn remove(&self, id: &PhotoId) -> anyhow::Result<bool> {
         // A record's hash never changes, so reading it first races with nothing. A record
         // that does not parse leaves its id in a hash's set, where `with_hash` skips it.

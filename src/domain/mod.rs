@@ -19,7 +19,7 @@ pub use content_hash::ContentHash;
 pub use event::{Event, EventKind};
 pub use file_name::FileName;
 pub use id::{InvalidId, PhotoId, RecordId, UserId};
-pub use job::Job;
+pub use job::{Job, Lane};
 pub use op::{Op, UnknownOp};
 pub use photo::{Notify, Photo, Status, VariantInfo};
 pub use user::{clean_name, Email, Lang, Owner, Role, User};

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{ContentHash, Email, Lang, Op, Owner, PhotoId};
+use super::{ContentHash, Email, Lane, Lang, Op, Owner, PhotoId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -16,12 +16,38 @@ pub enum Status {
     Failed,
 }
 
+impl Status {
+    /// As the API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Queued => "queued",
+            Status::Processing => "processing",
+            Status::Done => "done",
+            Status::Failed => "failed",
+        }
+    }
+
+    /// Queued or processing: a job for the photo is on its way or running.
+    pub fn in_flight(self) -> bool {
+        matches!(self, Status::Queued | Status::Processing)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VariantInfo {
     pub width: u32,
     pub height: u32,
     pub content_type: String,
     pub bytes: u64,
+}
+
+impl VariantInfo {
+    /// Tells this making of a variant from another: a variant made again (reprocessing, at
+    /// another size or quality) has other dimensions or another length, so its URL and ETag,
+    /// which carry this, change with it, and a browser never keeps showing the old one.
+    pub fn version(&self) -> String {
+        format!("{}x{}-{}", self.width, self.height, self.bytes)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +78,10 @@ pub struct Photo {
     pub deliveries: u32,
     #[serde(default)]
     pub variants: BTreeMap<String, VariantInfo>,
+    /// The lane of the photo's latest job: `bulk` once reprocessing queued it, which nobody
+    /// is told about (the notifier keeps quiet), `upload` otherwise.
+    #[serde(default)]
+    pub lane: Lane,
     /// Who to tell when processing ends: the uploader's contacts as their profile had them at
     /// upload. Private, never shown by the API.
     #[serde(default, skip_serializing_if = "Notify::is_empty")]

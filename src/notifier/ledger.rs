@@ -82,6 +82,7 @@ mod tests {
             attempts: 1,
             deliveries,
             variants: Default::default(),
+            lane: Default::default(),
             notify: Default::default(),
             owner: None,
         };

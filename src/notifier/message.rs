@@ -114,6 +114,7 @@ mod tests {
             attempts: 1,
             deliveries: 1,
             variants: Default::default(),
+            lane: Default::default(),
             notify: Default::default(),
             owner: None,
         };

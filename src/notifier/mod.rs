@@ -1,6 +1,8 @@
 //! The notifier role: listens for finished photos on a durable queue and tells the uploader
 //! by e-mail, Telegram or webhook what was done to which file. It runs apart from the
 //! workers, so it never slows processing, and its queue keeps events while it is down.
+//! Photos reprocessed in bulk (`gallery reprocess`) are nobody's news: their events are acked
+//! untold.
 //!
 //! One failure holds back nothing else:
 //! - up to `concurrency` events are handled at once (also the queue's prefetch), and each
@@ -45,7 +47,7 @@ use self::ledger::{Entry, Ledger};
 use self::message::Message;
 use crate::backends::Backends;
 use crate::domain::Event;
-use crate::domain::Lang;
+use crate::domain::{Lane, Lang};
 use crate::metrics::{Metrics, SendOutcome};
 use crate::queue::{EventDelivery, EventStream, Listener, NOTIFY_LISTENER};
 use crate::retry::{until_ok, RetryPolicy};
@@ -272,6 +274,8 @@ async fn handle(context: Arc<Context>, delivery: EventDelivery, halted: watch::R
         message::render(event, context.config.lang),
     );
     let outcome = match rendered {
+        // Reprocessing (the bulk lane) changes nothing anyone asked for: nobody is told.
+        _ if event.photo.lane == Lane::Bulk => Outcome::Sent,
         (Some(own), Some(operator)) => notify(&context, event, &own, &operator, &halted).await,
         // Nothing to tell about this kind of event.
         _ => Outcome::Sent,

@@ -1,10 +1,18 @@
 //! `JobQueue` on RabbitMQ via amqprs.
 //!
 //! Topology, all durable, named after the job queue `Q`:
-//! - `Q`: the work queue; rejected messages dead-letter to the fanout exchange `Q.dlx`,
-//!   which feeds `Q.dead`;
-//! - `Q.retry`: holds a retried job for its per-message TTL, then dead-letters it back to
-//!   `Q` through the default exchange — a delayed retry with no plugin.
+//! - `Q` and `Q.bulk`: the two lanes' work queues (uploads, bulk work); rejected messages
+//!   of both dead-letter to the fanout exchange `Q.dlx`, which feeds `Q.dead`, the one place
+//!   an operator looks;
+//! - `Q.retry` and `Q.bulk.retry`: hold a retried job of their lane for its per-message TTL,
+//!   then dead-letter it back to the lane's queue through the default exchange — a delayed
+//!   retry with no plugin, which keeps a bulk job in the bulk lane.
+//!
+//! A worker consumes `Q` with its prefetch, and takes a bulk job with `basic.get`, one at a
+//! time, only when it has a free slot and nothing from `Q` is waiting in its buffer: bulk
+//! jobs are never pushed to it, so none sits in a worker while an upload arrives. An upload
+//! published just as a worker takes a bulk job waits for one job, no more. With both lanes
+//! empty, the worker waits for an upload and asks for bulk work again every `BULK_POLL`.
 //!
 //! - `Q.events`: a topic exchange for photo events (`photo.queued`, `photo.processing`,
 //!   `photo.done`, `photo.failed`); live listeners bind an exclusive queue to it, durable
@@ -19,23 +27,29 @@ use std::time::Duration;
 
 use amqprs::callbacks::ChannelCallback;
 use amqprs::channel::{
-    BasicAckArguments, BasicConsumeArguments, BasicNackArguments, BasicPublishArguments,
-    BasicQosArguments, Channel, ConfirmSelectArguments, ExchangeDeclareArguments,
-    QueueBindArguments, QueueDeclareArguments,
+    BasicAckArguments, BasicConsumeArguments, BasicGetArguments, BasicNackArguments,
+    BasicPublishArguments, BasicQosArguments, Channel, ConfirmSelectArguments, ConsumerMessage,
+    ExchangeDeclareArguments, QueueBindArguments, QueueDeclareArguments,
 };
 use amqprs::connection::{Connection, OpenConnectionArguments};
 use amqprs::{Ack, BasicProperties, Cancel, CloseChannel, FieldTable, FieldValue, Nack, Return};
 use anyhow::{anyhow, bail, Context};
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::mpsc::error::TryRecvError;
+use tokio::sync::{mpsc, oneshot, Mutex, OwnedSemaphorePermit, Semaphore};
 
 use super::{
-    Delivery, EventDelivery, EventStream, JobQueue, JobStream, Listener, Settle, SettleEvent,
+    Delivery, Depths, EventDelivery, EventStream, JobQueue, JobStream, Listener, Settle,
+    SettleEvent,
 };
-use crate::domain::{Event, EventKind, Job};
+use crate::domain::{Event, EventKind, Job, Lane};
 
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a `basic.get` may go unanswered before the subscription counts as lost.
+const GET_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often an idle worker asks for bulk work (uploads are pushed to it at once).
+const BULK_POLL: Duration = Duration::from_secs(1);
 
 /// The notifier's durable listener name.
 pub const NOTIFY_LISTENER: &str = "notify";
@@ -66,8 +80,17 @@ impl AmqpQueue {
 }
 
 impl Inner {
-    fn retry_queue(&self) -> String {
-        format!("{}.retry", self.queue)
+    /// The queue a lane's jobs wait in.
+    fn lane_queue(&self, lane: Lane) -> String {
+        match lane {
+            Lane::Upload => self.queue.clone(),
+            Lane::Bulk => format!("{}.bulk", self.queue),
+        }
+    }
+
+    /// Where a lane's retried jobs wait out their delay.
+    fn retry_queue(&self, lane: Lane) -> String {
+        format!("{}.retry", self.lane_queue(lane))
     }
 
     fn dead_exchange(&self) -> String {
@@ -121,16 +144,18 @@ impl Inner {
             ))
             .await?;
 
-        let mut work = QueueDeclareArguments::durable_client_named(&self.queue);
-        work.arguments(table(&[("x-dead-letter-exchange", self.dead_exchange())])?);
-        channel.queue_declare(work).await?;
+        for lane in Lane::ALL {
+            let mut work = QueueDeclareArguments::durable_client_named(&self.lane_queue(lane));
+            work.arguments(table(&[("x-dead-letter-exchange", self.dead_exchange())])?);
+            channel.queue_declare(work).await?;
 
-        let mut retry = QueueDeclareArguments::durable_client_named(&self.retry_queue());
-        retry.arguments(table(&[
-            ("x-dead-letter-exchange", String::new()),
-            ("x-dead-letter-routing-key", self.queue.clone()),
-        ])?);
-        channel.queue_declare(retry).await?;
+            let mut retry = QueueDeclareArguments::durable_client_named(&self.retry_queue(lane));
+            retry.arguments(table(&[
+                ("x-dead-letter-exchange", String::new()),
+                ("x-dead-letter-routing-key", self.lane_queue(lane)),
+            ])?);
+            channel.queue_declare(retry).await?;
+        }
 
         let mut events = ExchangeDeclareArguments::new(&self.events_exchange(), "topic");
         events.durable = true;
@@ -170,6 +195,27 @@ impl Inner {
                 .await?;
         }
         Ok(queue)
+    }
+
+    /// The publishing connection, opened when it is not.
+    async fn publishing_connection(&self) -> anyhow::Result<Connection> {
+        let mut guard = self.publisher.lock().await;
+        if !guard.as_ref().is_some_and(Publisher::is_open) {
+            *guard = Some(Publisher::open(self).await?);
+        }
+        let publisher = guard.as_ref().ok_or_else(|| anyhow!("no publisher"))?;
+        Ok(publisher.connection.clone())
+    }
+
+    /// Messages ready in `queue` (not those delivered and unsettled).
+    async fn ready(channel: &Channel, queue: &str) -> anyhow::Result<u64> {
+        let mut passive = QueueDeclareArguments::new(queue);
+        passive.passive(true);
+        let (_, ready, _) = channel
+            .queue_declare(passive)
+            .await?
+            .ok_or_else(|| anyhow!("no declare-ok for {queue}"))?;
+        Ok(u64::from(ready))
     }
 
     /// Publishes and waits for the confirm; reconnects once if the
@@ -429,28 +475,53 @@ impl JobQueue for AmqpQueue {
     }
 
     async fn check(&self) -> anyhow::Result<()> {
-        let mut guard = self.inner.publisher.lock().await;
-        if !guard.as_ref().is_some_and(Publisher::is_open) {
-            *guard = Some(Publisher::open(&self.inner).await?);
-        }
-        Ok(())
+        self.inner.publishing_connection().await.map(drop)
     }
 
     async fn publish(&self, job: &Job) -> anyhow::Result<()> {
-        self.inner
-            .publish("", &self.inner.queue, serde_json::to_vec(job)?, None)
+        let inner = &self.inner;
+        inner
+            .publish(
+                "",
+                &inner.lane_queue(job.lane),
+                serde_json::to_vec(job)?,
+                None,
+            )
             .await
     }
 
     async fn consume(&self, prefetch: u16) -> anyhow::Result<Box<dyn JobStream>> {
-        let subscription = self
-            .inner
-            .subscribe(&self.inner.queue, prefetch, true)
+        let inner = &self.inner;
+        let subscription = inner
+            .subscribe(&inner.lane_queue(Lane::Upload), prefetch, true)
             .await?;
         Ok(Box::new(AmqpJobs {
             subscription,
-            inner: self.inner.clone(),
+            inner: inner.clone(),
+            bulk: inner.lane_queue(Lane::Bulk),
+            slots: Arc::new(Semaphore::new(usize::from(prefetch.max(1)))),
         }))
+    }
+
+    async fn depths(&self) -> anyhow::Result<Depths> {
+        let inner = &self.inner;
+        let connection = inner.publishing_connection().await?;
+        let channel = connection.open_channel(None).await?;
+        let counted = async {
+            let mut depths = Depths {
+                upload: Inner::ready(&channel, &inner.lane_queue(Lane::Upload)).await?,
+                bulk: Inner::ready(&channel, &inner.lane_queue(Lane::Bulk)).await?,
+                dead: Inner::ready(&channel, &inner.dead_queue()).await?,
+                retrying: 0,
+            };
+            for lane in Lane::ALL {
+                depths.retrying += Inner::ready(&channel, &inner.retry_queue(lane)).await?;
+            }
+            anyhow::Ok(depths)
+        }
+        .await;
+        let _ = channel.close().await;
+        counted
     }
 
     async fn publish_event(&self, event: &Event) -> anyhow::Result<()> {
@@ -529,29 +600,51 @@ impl Subscription {
         })
     }
 
-    /// The next message that parses as `T`, with its delivery tag. Messages that do not parse
-    /// are dead-lettered: not ours to guess at, but kept where an operator will see them.
+    /// The next message that parses as `T`, with its delivery tag.
     async fn next<T: serde::de::DeserializeOwned>(&mut self, manual_ack: bool) -> Option<(T, u64)> {
         loop {
             let message = tokio::select! {
                 message = self.deliveries.recv() => message?,
                 _ = self.connection.listen_network_io_failure() => return None,
             };
-            let (Some(deliver), Some(content)) = (message.deliver, message.content) else {
-                continue;
-            };
-            let tag = deliver.delivery_tag();
-            match serde_json::from_slice::<T>(&content) {
-                Ok(value) => return Some((value, tag)),
-                Err(error) => {
-                    tracing::error!(%error, "malformed message; dead-lettering it");
-                    if manual_ack {
-                        let _ = self
-                            .channel
-                            .basic_nack(BasicNackArguments::new(tag, false, false))
-                            .await;
-                    }
+            if let Some(found) = self.read(message, manual_ack).await {
+                return Some(found);
+            }
+        }
+    }
+
+    /// A pushed message as `T`, with its delivery tag; `None` when it does not parse.
+    async fn read<T: serde::de::DeserializeOwned>(
+        &self,
+        message: ConsumerMessage,
+        manual_ack: bool,
+    ) -> Option<(T, u64)> {
+        let (Some(deliver), Some(content)) = (message.deliver, message.content) else {
+            return None;
+        };
+        self.parse(deliver.delivery_tag(), &content, manual_ack)
+            .await
+    }
+
+    /// A message's body as `T`. One that does not parse is dead-lettered: not ours to guess
+    /// at, but kept where an operator will see it.
+    async fn parse<T: serde::de::DeserializeOwned>(
+        &self,
+        tag: u64,
+        content: &[u8],
+        manual_ack: bool,
+    ) -> Option<(T, u64)> {
+        match serde_json::from_slice::<T>(content) {
+            Ok(value) => Some((value, tag)),
+            Err(error) => {
+                tracing::error!(%error, "malformed message; dead-lettering it");
+                if manual_ack {
+                    let _ = self
+                        .channel
+                        .basic_nack(BasicNackArguments::new(tag, false, false))
+                        .await;
                 }
+                None
             }
         }
     }
@@ -561,6 +654,7 @@ impl Subscription {
             channel: self.channel.clone(),
             tag,
             inner,
+            _slot: None,
         }
     }
 
@@ -570,20 +664,90 @@ impl Subscription {
     }
 }
 
+/// A worker's jobs: uploads pushed by the broker (its consumer on `Q`), bulk jobs fetched one
+/// by one from `Q.bulk` when no upload waits.
 struct AmqpJobs {
     subscription: Subscription,
     inner: Arc<Inner>,
+    bulk: String,
+    /// The jobs it may run at once; a delivery holds one until it is settled or dropped.
+    /// (The broker's prefetch bounds only the pushed uploads, not the fetched bulk jobs.)
+    slots: Arc<Semaphore>,
+}
+
+impl AmqpJobs {
+    fn delivery(&self, job: Job, tag: u64, slot: OwnedSemaphorePermit) -> Delivery {
+        let settle = AmqpSettle {
+            _slot: Some(slot),
+            ..self.subscription.settle(tag, Some(self.inner.clone()))
+        };
+        Delivery {
+            job,
+            settle: Box::new(settle),
+        }
+    }
+
+    /// One bulk job, if one waits; those that do not parse are dead-lettered on the way.
+    async fn take_bulk(&self) -> anyhow::Result<Option<(Job, u64)>> {
+        loop {
+            let get = self
+                .subscription
+                .channel
+                .basic_get(BasicGetArguments::new(&self.bulk));
+            let got = tokio::time::timeout(GET_TIMEOUT, get)
+                .await
+                .map_err(|_| anyhow!("RabbitMQ did not answer within {GET_TIMEOUT:?}"))??;
+            let Some((get_ok, _, content)) = got else {
+                return Ok(None);
+            };
+            let parsed = self
+                .subscription
+                .parse::<Job>(get_ok.delivery_tag(), &content, true)
+                .await;
+            if parsed.is_some() {
+                return Ok(parsed);
+            }
+        }
+    }
 }
 
 #[async_trait]
 impl JobStream for AmqpJobs {
     async fn next(&mut self) -> Option<Delivery> {
-        let (job, tag) = self.subscription.next::<Job>(true).await?;
-        let settle = self.subscription.settle(tag, Some(self.inner.clone()));
-        Some(Delivery {
-            job,
-            settle: Box::new(settle),
-        })
+        // A free slot first: a job is taken only to be run at once.
+        let slot = self.slots.clone().acquire_owned().await.ok()?;
+        loop {
+            // An upload the broker has already pushed goes before any bulk job.
+            match self.subscription.deliveries.try_recv() {
+                Ok(message) => {
+                    if let Some((job, tag)) = self.subscription.read::<Job>(message, true).await {
+                        return Some(self.delivery(job, tag, slot));
+                    }
+                    continue;
+                }
+                Err(TryRecvError::Disconnected) => return None,
+                Err(TryRecvError::Empty) => {}
+            }
+            match self.take_bulk().await {
+                Ok(Some((job, tag))) => return Some(self.delivery(job, tag, slot)),
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!("cannot take bulk work: {error:#}");
+                    return None;
+                }
+            }
+            // Both lanes empty: an upload is taken the moment it comes; bulk work is asked
+            // for again after a while.
+            tokio::select! {
+                message = self.subscription.deliveries.recv() => {
+                    if let Some((job, tag)) = self.subscription.read::<Job>(message?, true).await {
+                        return Some(self.delivery(job, tag, slot));
+                    }
+                }
+                _ = self.subscription.connection.listen_network_io_failure() => return None,
+                _ = tokio::time::sleep(BULK_POLL) => {}
+            }
+        }
     }
 
     async fn close(self: Box<Self>) {
@@ -615,6 +779,8 @@ struct AmqpSettle {
     tag: u64,
     /// For publishing retries; jobs only.
     inner: Option<Arc<Inner>>,
+    /// The worker's slot the job holds until it is settled (or dropped); jobs only.
+    _slot: Option<OwnedSemaphorePermit>,
 }
 
 impl AmqpSettle {
@@ -649,7 +815,7 @@ impl Settle for AmqpSettle {
         let published = inner
             .publish(
                 "",
-                &inner.retry_queue(),
+                &inner.retry_queue(next.lane),
                 serde_json::to_vec(next)?,
                 Some(delay),
             )

@@ -4,6 +4,11 @@
 //! the table, leased in memory, until it is settled: if the process dies, the lease dies with
 //! it and the row is delivered again after restart. Live events go through a broadcast
 //! channel and are not kept.
+//!
+//! Each lane is a queue of its own (`jobs`, `jobs.bulk`); a retry stays in its lane, and the
+//! dead jobs of both go to `jobs.dead`. A worker leases a row only when it has a free slot,
+//! and then the oldest ready upload row, else the oldest ready bulk row: it never holds bulk
+//! jobs while an upload waits.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -16,11 +21,12 @@ use async_trait::async_trait;
 use redb::{Database, ReadableTable, TableDefinition, WriteTransaction};
 use tokio::sync::{broadcast, Notify, OwnedSemaphorePermit, Semaphore};
 
+use super::Depths;
 use super::{
     Delivery, EventDelivery, EventStream, JobQueue, JobStream, Listener, Settle, SettleEvent,
 };
 use crate::blocking::blocking;
-use crate::domain::{Event, EventKind, Job};
+use crate::domain::{Event, EventKind, Job, Lane};
 
 /// (queue, sequence number) → ready-at (ms since the epoch, 8 bytes big-endian) ++ body.
 const MESSAGES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("messages");
@@ -29,7 +35,17 @@ const SEQUENCE: TableDefinition<&str, u64> = TableDefinition::new("sequence");
 /// Durable listeners seen so far: finished photos' events are kept for each of them.
 const LISTENERS: TableDefinition<&str, u64> = TableDefinition::new("listeners");
 
+/// The upload lane; its dead letters and the bulk lane are named after it.
 const JOBS: &str = "jobs";
+const BULK: &str = "jobs.bulk";
+
+/// The queue a lane's jobs wait in.
+fn lane_queue(lane: Lane) -> &'static str {
+    match lane {
+        Lane::Upload => JOBS,
+        Lane::Bulk => BULK,
+    }
+}
 
 fn listener_queue(name: &str) -> String {
     format!("events.{name}")
@@ -68,6 +84,7 @@ enum Then {
 
 enum Claim {
     Got {
+        queue: String,
         seq: u64,
         body: Vec<u8>,
     },
@@ -106,8 +123,8 @@ impl Shared {
         Ok(())
     }
 
-    /// Leases the oldest ready row of `queue` that nobody holds.
-    fn claim(&self, queue: &str) -> anyhow::Result<Claim> {
+    /// Leases the oldest ready row that nobody holds of the first of `queues` that has one.
+    fn claim(&self, queues: &[String]) -> anyhow::Result<Claim> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(MESSAGES)?;
         let now = now_ms();
@@ -116,27 +133,62 @@ impl Shared {
             .lock()
             .map_err(|_| anyhow!("lease table poisoned"))?;
         let mut earliest: Option<u64> = None;
-        for row in table.range((queue, 0)..=(queue, u64::MAX))? {
-            let (key, value) = row?;
-            let seq = key.value().1;
-            if leased.contains(&(queue.to_owned(), seq)) {
-                continue;
+        for queue in queues {
+            let queue = queue.as_str();
+            for row in table.range((queue, 0)..=(queue, u64::MAX))? {
+                let (key, value) = row?;
+                let seq = key.value().1;
+                if leased.contains(&(queue.to_owned(), seq)) {
+                    continue;
+                }
+                let (ready_at, body) = split_row(value.value());
+                if ready_at <= now {
+                    leased.insert((queue.to_owned(), seq));
+                    return Ok(Claim::Got {
+                        queue: queue.to_owned(),
+                        seq,
+                        body: body.to_vec(),
+                    });
+                }
+                earliest = Some(earliest.map_or(ready_at, |e| e.min(ready_at)));
             }
-            let value = value.value();
-            let (ready_at, body) = value.split_at(8.min(value.len()));
-            let ready_at = u64::from_be_bytes(ready_at.try_into().unwrap_or([0; 8]));
-            if ready_at <= now {
-                leased.insert((queue.to_owned(), seq));
-                return Ok(Claim::Got {
-                    seq,
-                    body: body.to_vec(),
-                });
-            }
-            earliest = Some(earliest.map_or(ready_at, |e| e.min(ready_at)));
         }
         Ok(Claim::Wait(
             earliest.map(|at| Duration::from_millis(at.saturating_sub(now))),
         ))
+    }
+
+    /// What waits in the job queues: rows nobody holds, ready or not yet (a retry's delay).
+    fn depths(&self) -> anyhow::Result<Depths> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(MESSAGES)?;
+        let now = now_ms();
+        let leased = self
+            .leased
+            .lock()
+            .map_err(|_| anyhow!("lease table poisoned"))?
+            .clone();
+        let mut depths = Depths::default();
+        for lane in Lane::ALL {
+            let queue = lane_queue(lane);
+            for row in table.range((queue, 0)..=(queue, u64::MAX))? {
+                let (key, value) = row?;
+                if leased.contains(&(queue.to_owned(), key.value().1)) {
+                    continue;
+                }
+                let (ready_at, _) = split_row(value.value());
+                match (ready_at <= now, lane) {
+                    (false, _) => depths.retrying += 1,
+                    (true, Lane::Upload) => depths.upload += 1,
+                    (true, Lane::Bulk) => depths.bulk += 1,
+                }
+            }
+        }
+        let dead = dead(JOBS);
+        depths.dead = table
+            .range((dead.as_str(), 0)..=(dead.as_str(), u64::MAX))?
+            .count() as u64;
+        Ok(depths)
     }
 
     fn settle(&self, queue: &str, seq: u64, then: Then) -> anyhow::Result<()> {
@@ -170,6 +222,15 @@ impl Shared {
     }
 }
 
+/// A row's ready-at time and body.
+fn split_row(row: &[u8]) -> (u64, &[u8]) {
+    let (ready_at, body) = row.split_at(8.min(row.len()));
+    (
+        u64::from_be_bytes(ready_at.try_into().unwrap_or([0; 8])),
+        body,
+    )
+}
+
 impl EmbeddedQueue {
     /// Opens (or creates) `DATA_DIR/queue.redb`. Only one process can hold it.
     pub fn open_in(data_dir: &Path) -> anyhow::Result<Self> {
@@ -199,7 +260,7 @@ impl EmbeddedQueue {
         })
     }
 
-    /// Rows waiting in `queue` (leased or not): `jobs`, `jobs.dead`, `events.NAME`, ….
+    /// Rows waiting in `queue` (leased or not): `jobs`, `jobs.bulk`, `jobs.dead`, `events.NAME`, ….
     pub async fn depth(&self, queue: &str) -> anyhow::Result<usize> {
         let queue = queue.to_owned();
         blocking(&self.shared, move |shared| {
@@ -213,37 +274,45 @@ impl EmbeddedQueue {
         .await
     }
 
-    fn receiver(&self, queue: String, prefetch: u16) -> Receiver {
+    /// Hands out the rows of `queues`, the first queue's before the next's; what cannot be
+    /// handled is moved to `dead`.
+    fn receiver(&self, queues: &[&str], dead: String, prefetch: u16) -> Receiver {
         Receiver {
             shared: self.shared.clone(),
-            queue,
+            queues: queues.iter().map(|queue| (*queue).to_owned()).collect(),
+            dead,
             permits: Arc::new(Semaphore::new(usize::from(prefetch.max(1)))),
         }
     }
 }
 
-/// Hands out the rows of one queue, at most `permits` unsettled at once.
+/// Hands out the rows of its queues, at most `permits` unsettled at once.
 struct Receiver {
     shared: Arc<Shared>,
-    queue: String,
+    /// Read in this order: a row of a later queue only when no earlier one has a ready row.
+    queues: Vec<String>,
+    dead: String,
     permits: Arc<Semaphore>,
 }
 
 impl Receiver {
     async fn next(&mut self) -> anyhow::Result<(Lease, Vec<u8>)> {
+        // A slot first, then a row: a row is leased only to be handled at once, so an upload
+        // that arrives while every slot is busy is the next row leased.
         let permit = self.permits.clone().acquire_owned().await?;
         loop {
             // Registered before looking, so a row added meanwhile still wakes us.
             let woken = self.shared.wake.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            let queue = self.queue.clone();
-            let claim = blocking(&self.shared, move |shared| shared.claim(&queue)).await?;
+            let queues = self.queues.clone();
+            let claim = blocking(&self.shared, move |shared| shared.claim(&queues)).await?;
             let wait = match claim {
-                Claim::Got { seq, body } => {
+                Claim::Got { queue, seq, body } => {
                     let lease = Lease {
                         shared: self.shared.clone(),
-                        queue: self.queue.clone(),
+                        queue,
+                        dead: self.dead.clone(),
                         seq,
                         settled: AtomicBool::new(false),
                         _permit: permit,
@@ -263,7 +332,10 @@ impl Receiver {
 /// One delivered row. Dropped unsettled (its handler died), the row is free to go again.
 struct Lease {
     shared: Arc<Shared>,
+    /// The queue the row is in (a job's lane), where a retry goes too.
     queue: String,
+    /// Where the row goes when given up on.
+    dead: String,
     seq: u64,
     settled: AtomicBool,
     _permit: OwnedSemaphorePermit,
@@ -298,7 +370,7 @@ impl Settle for Lease {
     }
 
     async fn dead_letter(&self) -> anyhow::Result<()> {
-        self.settle(Then::MoveTo(dead(&self.queue))).await
+        self.settle(Then::MoveTo(self.dead.clone())).await
     }
 }
 
@@ -309,7 +381,7 @@ impl SettleEvent for Lease {
     }
 
     async fn dead_letter(&self) -> anyhow::Result<()> {
-        self.settle(Then::MoveTo(dead(&self.queue))).await
+        self.settle(Then::MoveTo(self.dead.clone())).await
     }
 }
 
@@ -321,15 +393,15 @@ impl Receiver {
             let (lease, body) = match self.next().await {
                 Ok(next) => next,
                 Err(error) => {
-                    tracing::error!(queue = %self.queue, "cannot read the queue: {error:#}");
+                    tracing::error!(queues = ?self.queues, "cannot read the queue: {error:#}");
                     return None;
                 }
             };
             match serde_json::from_slice(&body) {
                 Ok(value) => return Some((value, lease)),
                 Err(error) => {
-                    tracing::error!(queue = %self.queue, "unreadable message dead-lettered: {error}");
-                    if let Err(error) = lease.settle(Then::MoveTo(dead(&self.queue))).await {
+                    tracing::error!(queue = %lease.queue, "unreadable message dead-lettered: {error}");
+                    if let Err(error) = lease.settle(Then::MoveTo(self.dead.clone())).await {
                         tracing::error!("cannot dead-letter it: {error:#}");
                         return None;
                     }
@@ -419,13 +491,21 @@ impl JobQueue for EmbeddedQueue {
 
     async fn publish(&self, job: &Job) -> anyhow::Result<()> {
         let body = serde_json::to_vec(job)?;
-        blocking(&self.shared, move |shared| shared.enqueue(&[JOBS], &body)).await
+        let queue = lane_queue(job.lane);
+        blocking(&self.shared, move |shared| shared.enqueue(&[queue], &body)).await
     }
 
     async fn consume(&self, prefetch: u16) -> anyhow::Result<Box<dyn JobStream>> {
-        Ok(Box::new(EmbeddedJobs(
-            self.receiver(JOBS.to_owned(), prefetch),
-        )))
+        let lanes = Lane::ALL.map(lane_queue);
+        Ok(Box::new(EmbeddedJobs(self.receiver(
+            &lanes,
+            dead(JOBS),
+            prefetch,
+        ))))
+    }
+
+    async fn depths(&self) -> anyhow::Result<Depths> {
+        blocking(&self.shared, |shared| shared.depths()).await
     }
 
     async fn publish_event(&self, event: &Event) -> anyhow::Result<()> {
@@ -473,8 +553,11 @@ impl JobQueue for EmbeddedQueue {
             Ok(())
         })
         .await?;
-        Ok(Box::new(DurableEvents(
-            self.receiver(listener_queue(&name), prefetch),
-        )))
+        let queue = listener_queue(&name);
+        Ok(Box::new(DurableEvents(self.receiver(
+            &[&queue],
+            dead(&queue),
+            prefetch,
+        ))))
     }
 }

@@ -3,6 +3,12 @@
 //! the RabbitMQ implementation (durable queues, persistent messages, publisher confirms,
 //! delayed retries, dead-letter queues, a topic exchange for events); `embedded` keeps the
 //! same promises in a redb file under the data dir, for `gallery serve`.
+//!
+//! Jobs wait in two lanes (`domain::Lane`), one queue each: a worker takes a bulk job only
+//! when it has a free slot and no upload job waits, and never holds bulk jobs it is not
+//! running, so a new upload waits at most one job's time behind any amount of bulk work.
+//! (RabbitMQ's quorum queues have no priorities, and a classic queue's priorities would not
+//! stop a worker from prefetching bulk jobs ahead of an upload.)
 
 mod amqp;
 mod embedded;
@@ -42,14 +48,29 @@ pub trait JobQueue: Send + Sync {
     /// Answers whether the broker can be reached right now (for /readyz).
     async fn check(&self) -> anyhow::Result<()>;
     /// Returns once the broker has taken responsibility for the job (it survives a broker
-    /// restart); an error means the job may not have been stored.
+    /// restart); an error means the job may not have been stored. The job waits in its lane.
     async fn publish(&self, job: &Job) -> anyhow::Result<()>;
-    /// Starts receiving jobs, at most `prefetch` unsettled at once.
+    /// Starts receiving jobs, at most `prefetch` unsettled at once: upload jobs first, a
+    /// bulk job only when no upload job waits.
     async fn consume(&self, prefetch: u16) -> anyhow::Result<Box<dyn JobStream>>;
+    /// How many jobs wait, per lane, for their retry and in the dead-letter queue.
+    async fn depths(&self) -> anyhow::Result<Depths>;
     /// Announces what happened to a photo to every listener.
     async fn publish_event(&self, event: &Event) -> anyhow::Result<()>;
     /// Starts receiving photo events.
     async fn subscribe_events(&self, listener: Listener) -> anyhow::Result<Box<dyn EventStream>>;
+}
+
+/// What waits in the job queue: for the operator (`GET /api/admin/queues`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Depths {
+    /// Jobs waiting for a worker, not yet taken.
+    pub upload: u64,
+    pub bulk: u64,
+    /// Failed attempts waiting out their delay before they run again (both lanes).
+    pub retrying: u64,
+    /// Jobs given up on, kept for an operator to look at (both lanes).
+    pub dead: u64,
 }
 
 /// Who listens to photo events, which decides what is kept while nobody listens.

@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::accounts::AccountError;
 use crate::error_code::ErrorCode;
 use crate::ingest::IngestError;
+use crate::reprocess::ReprocessError;
 
 #[derive(Debug, Clone, Serialize, thiserror::Error)]
 #[error("{message}")]
@@ -85,9 +86,10 @@ fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::BadQuery => StatusCode::BAD_REQUEST,
         ErrorCode::Unauthorized | ErrorCode::BadCredentials => StatusCode::UNAUTHORIZED,
         ErrorCode::Forbidden | ErrorCode::CrossOrigin => StatusCode::FORBIDDEN,
-        ErrorCode::AlreadySetUp | ErrorCode::EmailTaken | ErrorCode::LastAdmin => {
-            StatusCode::CONFLICT
-        }
+        ErrorCode::AlreadySetUp
+        | ErrorCode::EmailTaken
+        | ErrorCode::LastAdmin
+        | ErrorCode::NotFailed => StatusCode::CONFLICT,
         ErrorCode::NotFound | ErrorCode::InviteNotFound | ErrorCode::LinkNotFound => {
             StatusCode::NOT_FOUND
         }
@@ -100,6 +102,15 @@ impl From<IngestError> for ApiError {
     fn from(error: IngestError) -> Self {
         match &error {
             IngestError::Unavailable { step, cause } => ApiError::unavailable(step, cause),
+            _ => ApiError::new(error.code(), error.to_string()),
+        }
+    }
+}
+
+impl From<ReprocessError> for ApiError {
+    fn from(error: ReprocessError) -> Self {
+        match &error {
+            ReprocessError::Unavailable { step, cause } => ApiError::unavailable(step, cause),
             _ => ApiError::new(error.code(), error.to_string()),
         }
     }

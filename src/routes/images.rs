@@ -1,7 +1,10 @@
 //! `GET /api/photos/{id}/original` and `/api/photos/{id}/variants/{name}`: image bytes
-//! streamed from object storage, for logged-in people only. Each key is written once, so the
-//! photo id (plus variant name) is a valid strong ETag and variants never change; but they
-//! are private: only the browser that loaded them may keep them, never a shared cache.
+//! streamed from object storage, for logged-in people only. An original is written once, so
+//! the photo id is a valid strong ETag. A variant is written again only when it is made
+//! again (reprocessing), which changes its recorded size: its ETag carries that
+//! (`VariantInfo::version`), and so does the URL the API gives for it (`?v=`), so it can be
+//! cached as immutable. Both are private: only the browser that loaded them may keep them,
+//! never a shared cache.
 
 use actix_web::http::header::{self, EntityTag, Header as _, IfNoneMatch};
 use actix_web::{get, web, HttpRequest, HttpResponse};
@@ -50,7 +53,7 @@ pub async fn variant(
             "photo {id} has no variant '{name}' (yet)"
         )));
     };
-    let tag = EntityTag::new_strong(format!("{}-{name}", photo.id));
+    let tag = EntityTag::new_strong(format!("{}-{name}-{}", photo.id, info.version()));
     serve_image(
         &state,
         &request,

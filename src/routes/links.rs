@@ -162,7 +162,7 @@ pub async fn preview(
         &request,
         &Photo::variant_key(&photo.id, name),
         &info.content_type,
-        EntityTag::new_strong(format!("{}-{name}", photo.id)),
+        EntityTag::new_strong(format!("{}-{name}-{}", photo.id, info.version())),
         REVALIDATE,
     )
     .await

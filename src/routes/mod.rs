@@ -3,6 +3,7 @@
 //! refusals to HTTP statuses) and `requests` (every request's id, log line and metrics).
 //! A new endpoint is a module here, registered in `startup::Application::build`.
 
+pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod error;

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::error::ApiError;
 use super::AppState;
-use crate::domain::{ContentHash, Op, Owner, Photo, PhotoId, Status};
+use crate::domain::{ContentHash, Op, Owner, Photo, PhotoId, Status, VariantInfo};
 
 /// A photo as the API shows it.
 #[derive(Debug, Serialize)]
@@ -45,7 +45,7 @@ impl From<Photo> for PhotoView {
             .iter()
             .map(|(name, info)| {
                 let view = VariantView {
-                    url: variant_url(&photo.id, name),
+                    url: variant_url(&photo.id, name, info),
                     width: info.width,
                     height: info.height,
                 };
@@ -78,8 +78,10 @@ pub fn original_url(id: &PhotoId) -> String {
     format!("/api/photos/{id}/original")
 }
 
-pub fn variant_url(id: &PhotoId, name: &str) -> String {
-    format!("/api/photos/{id}/variants/{name}")
+/// The variant's address, with its version: cached for a year, it must change when the
+/// variant is made again.
+pub fn variant_url(id: &PhotoId, name: &str, info: &VariantInfo) -> String {
+    format!("/api/photos/{id}/variants/{name}?v={}", info.version())
 }
 
 /// The photo with this id as stored (its owner as recorded at upload); 404 for an unknown or

@@ -4,6 +4,7 @@
 //! process. Each stops cleanly on SIGTERM or Ctrl-C. `settings` turns the command line into
 //! each component's typed settings.
 
+mod reprocess;
 mod settings;
 mod users;
 
@@ -17,6 +18,7 @@ use anyhow::Context;
 use tokio::sync::watch;
 use tracing_actix_web::TracingLogger;
 
+pub use self::reprocess::reprocess;
 pub use self::settings::Settings;
 pub use self::users::manage_users;
 use crate::backends::{BackendSettings, Backends};
@@ -124,6 +126,9 @@ impl Application {
                     .service(routes::users::invite_page)
                     .service(routes::users::invited)
                     .service(routes::users::accept)
+                    .service(routes::admin::reprocess_photos)
+                    .service(routes::admin::retry)
+                    .service(routes::admin::queues)
                     .service(routes::events::events)
                     .service(routes::photos::upload)
                     .service(routes::photos::list)

@@ -112,7 +112,8 @@ impl Settings {
                     .max_request_bytes
                     .unwrap_or((args.max_files as u64).saturating_mul(args.max_upload_bytes)),
             },
-            variants: VariantSpec::standard(),
+            variants: VariantSpec::parse_list(&args.variants)
+                .map_err(|problem| anyhow::anyhow!("GALLERY_VARIANTS: {problem}"))?,
             worker,
         })
     }
@@ -366,6 +367,24 @@ mod tests {
         assert_eq!(settings.worker.retry.delay(2), Duration::from_secs(4));
         assert_eq!(settings.worker.engine.jpeg_quality, 82);
         assert_eq!(settings.backends.queue.name, "gallery.jobs");
+        assert_eq!(settings.variants, VariantSpec::standard());
         assert!(!notifier.any_channel());
+    }
+
+    #[test]
+    fn the_variant_list_is_a_setting_refused_by_name_when_wrong() {
+        let (settings, _) = serve(&["--variants=thumb:320,mini:96,preview:1600"]).expect("valid");
+        assert_eq!(
+            settings.variants,
+            [("preview", 1600), ("thumb", 320), ("mini", 96)].map(|(n, s)| VariantSpec::new(n, s))
+        );
+        let error = format!(
+            "{:#}",
+            serve(&["--variants=thumb:big"]).expect_err("refused")
+        );
+        assert!(
+            error.contains("GALLERY_VARIANTS") && error.contains("'thumb:big'"),
+            "{error}"
+        );
     }
 }

@@ -119,14 +119,13 @@ async fn run(context: &Context, job: &Job) -> Result<Outcome, Failure> {
     }
     // Counted before any work and stored with the status: a photo whose processing kills the
     // worker (or the whole `serve` process) comes back with every start recorded, and stops
-    // coming back once the starts reach the attempt limit.
-    if photo.deliveries >= context.settings.max_attempts {
-        let unfinished = photo
-            .deliveries
-            .saturating_sub(job.attempt.saturating_sub(1));
+    // coming back once this job's starts (those beyond its baseline: a reprocessed photo has
+    // had starts before) reach the attempt limit.
+    let starts = photo.deliveries.saturating_sub(job.baseline);
+    if starts >= context.settings.max_attempts {
+        let unfinished = starts.saturating_sub(job.attempt.saturating_sub(1));
         return Err(Failure::Permanent(anyhow!(
-            "processing stopped the worker {unfinished} times; given up after {} deliveries",
-            photo.deliveries
+            "processing stopped the worker {unfinished} times; given up after {starts} deliveries"
         )));
     }
     photo.deliveries += 1;

@@ -545,14 +545,38 @@ impl TestApp {
         Api::new(&address)
     }
 
-    /// How many messages wait in the job queue (`suffix` "" for the work queue, ".dead" for
-    /// the dead letters, ".retry" for delayed retries, ".notify" and ".notify.dead" for the
-    /// notifier's events).
+    /// Runs on changed settings (a new variant list, ...), as after a restart: the worker
+    /// is stopped and started again, and another web role started on the same backends.
+    /// Answers a client of the new web role, with this app's token.
+    pub async fn reconfigure(&mut self, configure: impl FnOnce(&mut Settings)) -> Api {
+        configure(&mut self.settings);
+        if let Some(stop) = self.worker_stop.take() {
+            let _ = stop.send(true);
+            let (stop, stopped) = watch::channel(false);
+            tokio::spawn(worker::run(
+                self.backends.clone(),
+                self.settings.worker.clone(),
+                self.settings.variants.clone(),
+                stopped,
+            ));
+            self.worker_stop = Some(stop);
+        }
+        let anonymous = self.start_another_web(self.web.clone()).await;
+        match &self.api.token {
+            Some(token) => Api::with_token(&anonymous.address, token),
+            None => anonymous,
+        }
+    }
+
+    /// How many messages wait in the job queue (`suffix` "" for the upload lane, ".bulk" for
+    /// the bulk lane, ".dead" for the dead letters, ".retry" for delayed retries, ".notify"
+    /// and ".notify.dead" for the notifier's events).
     pub async fn queue_depth(&self, suffix: &str) -> u32 {
         if let Some(queue) = &self.embedded_queue {
             // The embedded queue keeps delayed retries among the jobs, each with its due time.
             let name = match suffix {
                 "" => "jobs",
+                ".bulk" => "jobs.bulk",
                 ".dead" => "jobs.dead",
                 ".retry" => return 0,
                 ".notify" => "events.notify",
@@ -825,7 +849,15 @@ impl Drop for TestApp {
                     return;
                 };
                 if let Ok(channel) = connection.open_channel(None).await {
-                    for suffix in ["", ".retry", ".dead", ".notify", ".notify.dead"] {
+                    for suffix in [
+                        "",
+                        ".retry",
+                        ".bulk",
+                        ".bulk.retry",
+                        ".dead",
+                        ".notify",
+                        ".notify.dead",
+                    ] {
                         let _ = channel
                             .queue_delete(QueueDeleteArguments::new(&format!("{queue}{suffix}")))
                             .await;

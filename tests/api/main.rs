@@ -17,6 +17,7 @@ mod freeze;
 mod gateway;
 mod health;
 mod import;
+mod lanes;
 mod metrics;
 mod notifier;
 mod own_services;

@@ -204,6 +204,19 @@ async fn an_upload_and_its_job_move_every_count_by_exactly_what_they_did(set: Ba
     };
 
     assert_eq!(delta("gallery_uploads_accepted_total", &[]), 1.0);
+    // The web role reads the queue's depth per lane at each scrape; nothing waits now.
+    let text = reqwest::get(&url)
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text");
+    for lane in ["upload", "bulk", "retrying", "dead"] {
+        assert!(
+            text.contains(&format!("gallery_queue_depth{{lane=\"{lane}\"}} 0")),
+            "no depth for {lane}:\n{text}"
+        );
+    }
     assert_eq!(
         delta(
             "gallery_uploads_refused_total",

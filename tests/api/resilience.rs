@@ -131,13 +131,14 @@ async fn a_job_that_keeps_failing_is_retried_then_failed_and_dead_lettered(set: 
         attempts: 0,
         deliveries: 0,
         variants: Default::default(),
+        lane: Default::default(),
         notify: Default::default(),
         owner: None,
     };
     app.backends.index.insert(&photo).await.expect("insert");
     app.backends
         .queue
-        .publish(&Job::first(id.clone(), vec![]))
+        .publish(&Job::of(&photo))
         .await
         .expect("publish");
 
@@ -176,9 +177,10 @@ async fn a_job_delivered_again_after_done_changes_nothing(set: BackendSet) {
     let objects = app.object_keys().await;
 
     let photo_id = PhotoId::parse(&id).expect("id");
+    let stored = app.backends.index.get(&photo_id).await.expect("get");
     app.backends
         .queue
-        .publish(&Job::first(photo_id, vec![]))
+        .publish(&Job::of(&stored.expect("recorded")))
         .await
         .expect("publish");
     wait_queue_empty(&app).await;
