@@ -371,11 +371,15 @@ async fn uploads_cut_off_by_the_client_leave_nothing_half_done(set: BackendSet) 
         stream.set_zero_linger().expect("linger");
         drop(stream);
     }
-    // Every photo the server recorded finishes; none waits forever for a job.
+    // Every photo the server recorded finishes; none waits forever for a job. Waited until
+    // the objects match the records too: an ingest the reset did not stop may still be
+    // between storing its original and recording it (its own task, with an fsync or two).
     let mut photos = Vec::new();
     for _ in 0..600 {
         photos = every_photo(&app).await;
-        if photos.iter().all(|photo| photo["status"] == "done") {
+        let settled = photos.iter().all(|photo| photo["status"] == "done")
+            && app.object_keys().await.len() == photos.len() * 3;
+        if settled {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
