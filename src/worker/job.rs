@@ -66,9 +66,10 @@ async fn handle_in_span(context: &Context, delivery: Delivery) {
         }
         Err(Failure::Transient(error)) if deadline::failing_store(&error).is_some() => {
             // A store is down or not answering: not the photo's fault, so it costs no attempt,
-            // and the job comes back after each backoff step for as long as the outage lasts
-            // (each try costs at least one deadline, so this never spins). Nothing is marked:
-            // the store that failed may be the index itself.
+            // and the job comes back after the backoff's step for as long as the outage lasts
+            // (so it never spins; a store that refuses for good, such as wrong S3 keys, keeps
+            // the job coming round and says so in every line). Nothing is marked: the store
+            // that failed may be the index itself.
             metrics.job_failed(JobFailure::Outage);
             metrics.job_retried();
             let delay = context.settings.retry.delay(job.attempt);
