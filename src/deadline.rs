@@ -2,7 +2,7 @@
 //! (SIGSTOP, a stuck disk, a half-open connection) answers nothing and closes nothing, and
 //! most clients wait on it forever: an upload would hang, holding its connection and spool
 //! file. `Bounded` wraps each backend at start-up (`Backends::connect`) so each call ends
-//! within the deadline (`GALLERY_DEPENDENCY_TIMEOUT`, 10 s by default) with an error naming
+//! within the deadline (`GALLERY_DEPENDENCY_TIMEOUT_MS`, 10 s by default) with an error naming
 //! the store, which `routes` answers as 503 `unavailable`.
 //!
 //! What is bounded: every call of `ObjectStore`, `PhotoIndex`, `JobQueue` and
@@ -94,12 +94,10 @@ impl<T: ?Sized> Bounded<T> {
         match tokio::time::timeout(limit, call).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(error.context(self.store)),
-            Err(_) => {
-                Err(
-                    anyhow::anyhow!("{} did not answer within {:?}", self.store.0, self.limit)
-                        .context(self.store),
-                )
-            }
+            Err(_) => Err(
+                anyhow::anyhow!("{} did not answer within {limit:?}", self.store.0)
+                    .context(self.store),
+            ),
         }
     }
 }
