@@ -2,10 +2,11 @@
 //! process group), to freeze or kill without touching the machine's shared ones. Each ends
 //! with the value that started it.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
+
+use crate::serve::free_port;
 
 /// A store's processes, in a process group of their own so a signal reaches all of them.
 struct Group {
@@ -62,13 +63,6 @@ impl Drop for Group {
         let _ = self.leader.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("free port")
-        .port()
 }
 
 fn fresh_dir(what: &str) -> PathBuf {
