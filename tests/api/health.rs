@@ -2,13 +2,12 @@
 
 use std::sync::Arc;
 
-use gallery::backends::Backends;
 use gallery::routes::WebSettings;
 use gallery::startup::Application;
 use gallery::storage::S3Store;
 use serde_json::Value;
 
-use crate::helpers::{spawn_app, test_settings, BackendSet};
+use crate::helpers::{connect_services, spawn_app, test_settings, BackendSet};
 
 async fn healthz_and_readyz_answer_when_everything_is_up(set: BackendSet) {
     let app = spawn_app(set).await;
@@ -33,9 +32,7 @@ async fn healthz_and_readyz_answer_when_everything_is_up(set: BackendSet) {
 #[tokio::test]
 async fn readyz_names_the_unreachable_dependency() {
     let settings = test_settings();
-    let healthy = Backends::connect(&settings.backends, "web")
-        .await
-        .expect("connect");
+    let healthy = connect_services(&settings).await;
     // The discard port: nothing listens.
     let mut unreachable = settings.backends.s3.clone().expect("S3 configured");
     unreachable.endpoint = "http://127.0.0.1:9".into();

@@ -71,6 +71,34 @@ fn require_services() {
     );
 }
 
+/// Connects to the local services as a role does, but gives up after a minute: the app itself
+/// waits for its services as long as it takes, which in a test is a hang.
+pub async fn connect_services(settings: &Settings) -> Backends {
+    require_services();
+    let limit = Duration::from_secs(60);
+    match tokio::time::timeout(limit, Backends::connect(&settings.backends, "web")).await {
+        Ok(connected) => connected.expect("backends connect"),
+        Err(_) => panic!(
+            "the services did not all answer within {limit:?} (S3 at {}, Redis at {}, RabbitMQ \
+             at {}): see the log above for which; `make test-deps` checks and starts them",
+            s3_endpoint(),
+            redis_url(),
+            amqp_url().rsplit('@').next().unwrap_or_default(),
+        ),
+    }
+}
+
+/// The longest any one test on both backend sets may run: a test that waits on something
+/// that never comes fails, naming itself, instead of holding up the whole run.
+pub const TEST_LIMIT: Duration = Duration::from_secs(600);
+
+/// Runs one test body under `TEST_LIMIT`.
+pub async fn bounded(name: &str, test: impl std::future::Future<Output = ()>) {
+    if tokio::time::timeout(TEST_LIMIT, test).await.is_err() {
+        panic!("{name} did not finish within {TEST_LIMIT:?}");
+    }
+}
+
 /// Which implementations of storage, index and queue a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendSet {
@@ -89,11 +117,19 @@ macro_rules! on_both_backends {
             mod $name {
                 #[tokio::test]
                 async fn services() {
-                    super::$name($crate::helpers::BackendSet::Services).await
+                    $crate::helpers::bounded(
+                        concat!(stringify!($name), "::services"),
+                        super::$name($crate::helpers::BackendSet::Services),
+                    )
+                    .await
                 }
                 #[tokio::test]
                 async fn embedded() {
-                    super::$name($crate::helpers::BackendSet::Embedded).await
+                    $crate::helpers::bounded(
+                        concat!(stringify!($name), "::embedded"),
+                        super::$name($crate::helpers::BackendSet::Embedded),
+                    )
+                    .await
                 }
             }
         )+
@@ -250,13 +286,7 @@ async fn build_with(
         .with_test_writer()
         .try_init();
     let (backends, embedded_queue) = match set {
-        BackendSet::Services => {
-            require_services();
-            let backends = Backends::connect(&settings.backends, "web")
-                .await
-                .expect("backends connect");
-            (backends, None)
-        }
+        BackendSet::Services => (connect_services(&settings).await, None),
         BackendSet::Embedded => {
             let (backends, queue) = open_embedded(&settings);
             backends.storage.prepare().await.expect("storage prepares");
