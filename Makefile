@@ -15,11 +15,12 @@ LOCAL_ENV := GALLERY_LISTEN=127.0.0.1:8080 GALLERY_HEALTH_LISTEN=127.0.0.1:8081 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-13s %s\n", $$1, $$2}'
 
-test-deps: ## Install what the tests need, check Redis and RabbitMQ, start the S3 test server
+test-deps: ## Install what the tests need, check Redis and RabbitMQ, start the S3 test server, fetch the photos
 	@bash tests/support/install-deps.sh
 	@bash tests/support/install-browser.sh
 	@bash tests/support/services.sh
 	@bash tests/support/s3-server.sh
+	@bash ../shared/photos/fetch.sh target/photos >/dev/null
 
 test: test-deps ## Run every test on the services and on the embedded backends, then the page in Chromium
 	$(CARGO) test --all-targets --locked $(TEST_FEATURES)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the build and the tests need, when missing:
 # cmake and nasm build the bundled libjpeg-turbo; nginx runs the gateway test;
-# aiosmtpd is the SMTP server the notifier test delivers e-mail to. apt waits for a lock another
+# aiosmtpd is the SMTP server the notifier test delivers e-mail to; vips and exiftool make the
+# real photos the import test sends. apt waits for a lock another
 # installer holds (the Docker set-up may be installing at the same time) instead of failing.
 set -euo pipefail
 missing=()
@@ -9,6 +10,10 @@ command -v cmake >/dev/null || missing+=(cmake)
 command -v nasm >/dev/null || missing+=(nasm)
 [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || missing+=(python3-aiosmtpd)
+# ../shared/photos/fetch.sh derives the camera photos with these; it installs them itself, but
+# without waiting for apt's lock, so a test that fetched them while another install ran failed.
+command -v vips >/dev/null || missing+=(libvips-tools)
+command -v exiftool >/dev/null || missing+=(libimage-exiftool-perl)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "Installing ${missing[*]} (Debian packages)..."
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
