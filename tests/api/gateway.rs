@@ -1,7 +1,8 @@
 //! The project's nginx.conf, run with Debian's nginx on loopback in front of the real
 //! `gallery web`: uploads near and over the limit, the upload rate limit's answer, variants
 //! never cached (a private photo never reaches an anonymous caller, a deleted photo is gone at
-//! once), the page's cookie working through it, unbuffered events.
+//! once), the page's cookie working through it, unbuffered events, an access log that joins
+//! the app's by request id and never holds a share or invite token.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -18,7 +19,14 @@ const NGINX: &str = "/usr/sbin/nginx";
 struct Gateway {
     address: String,
     process: Child,
-    _dir: TempDir,
+    dir: TempDir,
+}
+
+impl Gateway {
+    /// What nginx has logged so far, one request a line.
+    fn access_log(&self) -> String {
+        std::fs::read_to_string(self.dir.0.join("access.log")).unwrap_or_default()
+    }
 }
 
 impl Drop for Gateway {
@@ -54,6 +62,7 @@ fn render(config: &str, upstream_port: u16, listen_port: u16, dir: &Path) -> Str
                 "pid" => format!("pid {dir}/nginx.pid;"),
                 "upstream" => format!("{indent}server 127.0.0.1:{upstream_port};"),
                 "listen" => format!("{indent}listen 127.0.0.1:{listen_port};"),
+                "access log" => format!("{indent}access_log {dir}/access.log gallery;"),
                 "temp" => line
                     .split('#')
                     .next()
@@ -114,7 +123,7 @@ async fn start_gateway_to(upstream_port: u16) -> Gateway {
     let gateway = Gateway {
         address: format!("http://127.0.0.1:{listen_port}"),
         process,
-        _dir: TempDir(dir),
+        dir: TempDir(dir),
     };
     for _ in 0..100 {
         if reqwest::get(format!("{}/nginx-health", gateway.address))
@@ -372,5 +381,54 @@ async fn metrics_are_never_served_through_the_gateway() {
         assert_eq!(response.status(), 404, "{path}");
         let body = response.text().await.expect("body");
         assert!(!body.contains("gallery_"), "{path}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn the_access_log_masks_tokens_and_carries_the_request_id() {
+    let app = spawn_app_with(BackendSet::Services, |_| {}).await;
+    let gateway = start_gateway(&app).await;
+    let listing = app
+        .client
+        .get(format!("{}/api/photos", gateway.address))
+        .send()
+        .await
+        .expect("through nginx");
+    assert_eq!(listing.status(), 200);
+    let request_id = listing
+        .headers()
+        .get("x-request-id")
+        .and_then(|id| id.to_str().ok())
+        .expect("an X-Request-Id")
+        .to_owned();
+    // Unknown tokens: the app refuses them, but the address reaches the log all the same.
+    let secret_paths = [
+        ("/s/sharetoken1secret", "/s/***"),
+        ("/s/sharetoken2secret/photo?x=1", "/s/***/photo?x=1"),
+        ("//s//sharetoken3secret/preview", "/s/***/preview"),
+        ("/%73/sharetoken4secret", "/s/***"),
+        ("/invite/invitetoken5secret", "/invite/***"),
+        ("/api/invites/invitetoken6secret", "/api/invites/***"),
+    ];
+    for (path, _) in secret_paths {
+        app.client
+            .get(format!("{}{path}", gateway.address))
+            .send()
+            .await
+            .expect("through nginx");
+    }
+    let log = gateway.access_log();
+    assert!(
+        log.lines()
+            .any(|line| line.contains("\"GET /api/photos ")
+                && line.contains(&format!("request_id={request_id}"))),
+        "the listing's line carries the app's request id {request_id}:\n{log}"
+    );
+    assert!(!log.contains("secret"), "a token reached the log:\n{log}");
+    for (path, logged) in secret_paths {
+        assert!(
+            log.contains(&format!("\"GET {logged} HTTP/1.1\"")),
+            "{path} is logged as {logged}:\n{log}"
+        );
     }
 }
