@@ -1,7 +1,8 @@
-//! What the uploader is told, in English or Brazilian Portuguese: the original file's name and
-//! every operation done, or why it failed. Pure functions, so every sentence is tested as is.
+//! What the uploader is told, in English or Brazilian Portuguese: the original file's name,
+//! every operation done and the variants made (as `GALLERY_VARIANTS` named them, at their
+//! size), or why it failed. Pure functions, so every sentence is tested as is.
 
-use crate::domain::{Event, EventKind, Lang, Op};
+use crate::domain::{Event, EventKind, Lang, Op, Photo};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
@@ -32,6 +33,27 @@ fn join(phrases: &[&str], lang: Lang) -> String {
     }
 }
 
+/// The variants made, smallest first: "thumbnail 320×240 and preview 1280×960". The two
+/// default names are said in the reader's language; other names as the operator wrote them.
+fn variants_phrase(photo: &Photo, lang: Lang) -> String {
+    let mut variants: Vec<_> = photo.variants.iter().collect();
+    variants.sort_by_key(|(name, info)| (u64::from(info.width) * u64::from(info.height), *name));
+    let phrases: Vec<String> = variants
+        .into_iter()
+        .map(|(name, info)| {
+            let name = match (name.as_str(), lang) {
+                ("thumb", Lang::En) => "thumbnail",
+                ("thumb", Lang::PtBr) => "miniatura",
+                ("preview", Lang::PtBr) => "prévia",
+                (other, _) => other,
+            };
+            format!("{name} {}×{}", info.width, info.height)
+        })
+        .collect();
+    let phrases: Vec<&str> = phrases.iter().map(String::as_str).collect();
+    join(&phrases, lang)
+}
+
 /// The message for a finished photo; `None` for events nobody is told about.
 pub fn render(event: &Event, lang: Lang) -> Option<Message> {
     let name = &event.photo.filename;
@@ -48,9 +70,13 @@ pub fn render(event: &Event, lang: Lang) -> Option<Message> {
             } else {
                 format!("was {}", join(&done, lang))
             };
+            let text = match variants_phrase(&event.photo, lang) {
+                made if made.is_empty() => format!("{name} {what}."),
+                made => format!("{name} {what}. Resized versions are ready: {made}."),
+            };
             Message {
                 subject: format!("Photo ready: {name}"),
-                text: format!("{name} {what}. Resized versions (thumbnail and preview) are ready."),
+                text,
             }
         }
         (EventKind::Done, Lang::PtBr) => {
@@ -59,9 +85,15 @@ pub fn render(event: &Event, lang: Lang) -> Option<Message> {
             } else {
                 format!("foi {}", join(&done, lang))
             };
+            let text = match variants_phrase(&event.photo, lang) {
+                made if made.is_empty() => format!("O arquivo {name} {what}."),
+                made => format!(
+                    "O arquivo {name} {what}. As versões redimensionadas estão prontas: {made}."
+                ),
+            };
             Message {
                 subject: format!("Foto pronta: {name}"),
-                text: format!("O arquivo {name} {what}. As versões redimensionadas (miniatura e prévia) estão prontas."),
+                text,
             }
         }
         (EventKind::Failed, Lang::En) => Message {
@@ -92,7 +124,7 @@ fn reason(event: &Event) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Photo, PhotoId, Status};
+    use crate::domain::{PhotoId, Status, VariantInfo};
 
     fn event(kind: EventKind, ops: Vec<Op>, error: Option<&str>) -> Event {
         let photo = Photo {
@@ -113,7 +145,18 @@ mod tests {
             error: error.map(str::to_owned),
             attempts: 1,
             deliveries: 1,
-            variants: Default::default(),
+            variants: [("preview", 1280, 960), ("thumb", 320, 240)]
+                .into_iter()
+                .map(|(name, width, height)| {
+                    let info = VariantInfo {
+                        width,
+                        height,
+                        content_type: "image/jpeg".into(),
+                        bytes: 1,
+                    };
+                    (name.to_owned(), info)
+                })
+                .collect(),
             lane: Default::default(),
             notify: Default::default(),
             owner: None,
@@ -138,31 +181,55 @@ mod tests {
     fn each_operation_is_named() {
         assert_eq!(
             text(EventKind::Done, vec![Op::Rotate90], Lang::En),
-            "perfil.jpg was rotated 90°. Resized versions (thumbnail and preview) are ready."
+            "perfil.jpg was rotated 90°. Resized versions are ready: thumbnail 320×240 and preview 1280×960."
         );
         assert_eq!(
             text(EventKind::Done, vec![Op::Rotate90], Lang::PtBr),
-            "O arquivo perfil.jpg foi rotacionado 90°. As versões redimensionadas (miniatura e prévia) estão prontas."
+            "O arquivo perfil.jpg foi rotacionado 90°. As versões redimensionadas estão prontas: miniatura 320×240 e prévia 1280×960."
         );
         assert_eq!(
             text(EventKind::Done, vec![Op::Grayscale], Lang::PtBr),
-            "O arquivo perfil.jpg foi transformado em preto e branco. As versões redimensionadas (miniatura e prévia) estão prontas."
+            "O arquivo perfil.jpg foi transformado em preto e branco. As versões redimensionadas estão prontas: miniatura 320×240 e prévia 1280×960."
         );
         assert_eq!(
             text(EventKind::Done, vec![Op::Rotate180, Op::Rotate270, Op::Grayscale], Lang::En),
-            "perfil.jpg was rotated 180°, rotated 270° and converted to black and white. Resized versions (thumbnail and preview) are ready."
+            "perfil.jpg was rotated 180°, rotated 270° and converted to black and white. Resized versions are ready: thumbnail 320×240 and preview 1280×960."
         );
         assert_eq!(
             text(EventKind::Done, vec![Op::Rotate180, Op::Grayscale], Lang::PtBr),
-            "O arquivo perfil.jpg foi rotacionado 180° e transformado em preto e branco. As versões redimensionadas (miniatura e prévia) estão prontas."
+            "O arquivo perfil.jpg foi rotacionado 180° e transformado em preto e branco. As versões redimensionadas estão prontas: miniatura 320×240 e prévia 1280×960."
         );
+    }
+
+    #[test]
+    fn variants_are_named_as_configured_smallest_first() {
+        let mut made = event(EventKind::Done, vec![], None);
+        made.photo.variants.remove("thumb");
+        let square = VariantInfo {
+            width: 96,
+            height: 96,
+            content_type: "image/webp".into(),
+            bytes: 1,
+        };
+        made.photo.variants.insert("square".into(), square);
+        let text = |event: &Event, lang| render(event, lang).expect("a message").text;
+        assert_eq!(
+            text(&made, Lang::En),
+            "perfil.jpg was processed. Resized versions are ready: square 96×96 and preview 1280×960."
+        );
+        assert_eq!(
+            text(&made, Lang::PtBr),
+            "O arquivo perfil.jpg foi processado. As versões redimensionadas estão prontas: square 96×96 e prévia 1280×960."
+        );
+        made.photo.variants.clear();
+        assert_eq!(text(&made, Lang::En), "perfil.jpg was processed.");
     }
 
     #[test]
     fn no_operation_and_failure_read_well() {
         assert_eq!(
             text(EventKind::Done, vec![], Lang::En),
-            "perfil.jpg was processed. Resized versions (thumbnail and preview) are ready."
+            "perfil.jpg was processed. Resized versions are ready: thumbnail 320×240 and preview 1280×960."
         );
         assert_eq!(
             text(EventKind::Failed, vec![Op::Rotate90], Lang::En),

@@ -419,9 +419,8 @@ async fn the_access_log_masks_tokens_and_carries_the_request_id() {
     }
     let log = gateway.access_log();
     assert!(
-        log.lines()
-            .any(|line| line.contains("\"GET /api/photos ")
-                && line.contains(&format!("request_id={request_id}"))),
+        log.lines().any(|line| line.contains("\"GET /api/photos ")
+            && line.contains(&format!("request_id={request_id}"))),
         "the listing's line carries the app's request id {request_id}:\n{log}"
     );
     assert!(!log.contains("secret"), "a token reached the log:\n{log}");

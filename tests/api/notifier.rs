@@ -313,10 +313,11 @@ async fn a_finished_photo_is_announced_by_mail_telegram_and_signed_webhook(set: 
     // The uploader reads Portuguese; the operator (the webhook) English.
     let id = upload_with_targets(&app, "rotate90,grayscale", "pt-BR").await;
     assert_eq!(app.wait_done(&id).await["status"], "done");
+    // A 400×300 photo turned upright: the thumb fits 320, the preview keeps its own size.
     let expected = "perfil.jpg was rotated 90° and converted to black and white. \
-                    Resized versions (thumbnail and preview) are ready.";
+                    Resized versions are ready: thumbnail 240×320 and preview 300×400.";
     let theirs = "O arquivo perfil.jpg foi rotacionado 90° e transformado em preto e branco. \
-                  As versões redimensionadas (miniatura e prévia) estão prontas.";
+                  As versões redimensionadas estão prontas: miniatura 240×320 e prévia 300×400.";
 
     let mails = eventually("the e-mail", || {
         Some(smtp.mails()).filter(|m| !m.is_empty())
@@ -403,7 +404,7 @@ async fn events_wait_for_a_notifier_that_is_down_and_failing_receivers_get_one_m
     })
     .await;
     let message = "O arquivo perfil.jpg foi rotacionado 180°. \
-                   As versões redimensionadas (miniatura e prévia) estão prontas.";
+                   As versões redimensionadas estão prontas: miniatura 320×240 e prévia 400×300.";
     let body: Value = serde_json::from_slice(&hooks[0].body).expect("json");
     assert_eq!(body["message"], message);
     tokio::time::sleep(Duration::from_millis(500)).await;
