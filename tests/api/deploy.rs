@@ -1019,8 +1019,9 @@ fn validator_output(program: &Path, args: &[String]) -> (bool, String) {
 fn the_kubernetes_manifests_pass_the_kubernetes_and_keda_schemas() {
     let rendered = kustomize();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("k8s-{}", uuid::Uuid::new_v4().simple()));
+    // Replaced at each run, kept after it: what failed can be read there.
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("k8s-rendered");
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("render dir");
     let (keda, core): (Vec<&Value>, Vec<&Value>) = rendered.iter().partition(|r| is_keda(r));
     assert!(core.len() >= 10 && keda.len() == 2, "{rendered:?}");
@@ -1070,7 +1071,6 @@ fn the_kubernetes_manifests_pass_the_kubernetes_and_keda_schemas() {
     let (passed, output) = validator_output(Path::new("/usr/bin/node"), &args);
     assert!(passed, "KEDA's schemas refused {K8S}:\n{output}");
     assert_eq!(output.matches(" passed").count(), keda.len(), "{output}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
