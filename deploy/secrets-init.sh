@@ -54,6 +54,9 @@ secret() {
   fi
 }
 
+# deploy/ha/secrets-init.sh sources this file for the functions above and makes its own secrets.
+if [ -n "${GALLERY_SECRETS_FUNCTIONS_ONLY:-}" ]; then return 0; fi
+
 secret s3_access_key MINIO_ROOT_USER
 secret s3_secret_key MINIO_ROOT_PASSWORD
 secret redis_password REDIS_PASSWORD

@@ -3,7 +3,8 @@
 //! `max_attempts`; an image that cannot be decoded fails at once, since retrying cannot help;
 //! a store that is down costs no attempt, so an outage fails no photo.
 //! A job that never finishes because its processing kills the worker is caught by counting
-//! deliveries in the photo's record: it fails after `max_attempts` of them, on any queue.
+//! deliveries in the photo's record: it fails after `max_attempts` of them, on any queue. A
+//! delivery that a store's outage cut short is taken back, so a long outage fails no photo.
 //!
 //! Each stage is timed into the process's `metrics` (fetch, store and record here; decode,
 //! resize and encode as the engine reports them), and every line a job logs carries its photo
@@ -56,7 +57,8 @@ async fn handle_in_span(context: &Context, delivery: Delivery) {
     let job = &delivery.job;
     let metrics = &context.backends.metrics;
     let delivered = Instant::now();
-    let settle = match run(context, job).await {
+    let mut counted = false;
+    let settle = match run(context, job, &mut counted).await {
         Ok(outcome) => {
             if outcome == Outcome::Done {
                 metrics.job_done(delivered.elapsed());
@@ -77,6 +79,11 @@ async fn handle_in_span(context: &Context, delivery: Delivery) {
                 attempt = job.attempt,
                 "a store failed; job retried in {delay:?} at no cost: {error:#}"
             );
+            // Nor does it count as a start: the worker did not stop, and a job that comes round
+            // many times during a long outage must not be given up as one that kills workers.
+            if counted {
+                uncount_start(context, job).await;
+            }
             delivery.settle.retry(job, delay).await
         }
         Err(Failure::Transient(error)) if job.attempt < context.settings.max_attempts => {
@@ -108,7 +115,8 @@ async fn handle_in_span(context: &Context, delivery: Delivery) {
     }
 }
 
-async fn run(context: &Context, job: &Job) -> Result<Outcome, Failure> {
+/// Runs the job; `counted` turns true once this delivery's start is counted in the record.
+async fn run(context: &Context, job: &Job, counted: &mut bool) -> Result<Outcome, Failure> {
     let backends = &context.backends;
     let metrics = &backends.metrics;
     let transient = Failure::Transient;
@@ -135,6 +143,7 @@ async fn run(context: &Context, job: &Job) -> Result<Outcome, Failure> {
     if !backends.index.update(&photo).await.map_err(transient)? {
         return Ok(Outcome::Gone);
     }
+    *counted = true;
     tracing::info!(
         attempt = job.attempt,
         delivery = photo.deliveries,
@@ -208,6 +217,24 @@ async fn run(context: &Context, job: &Job) -> Result<Outcome, Failure> {
     }
     backends.announce(&photo).await;
     Ok(Outcome::Done)
+}
+
+/// Takes back the start counted for a delivery that a store's outage cut short. Best effort:
+/// the store that failed may be the index itself, and then the start stays counted.
+async fn uncount_start(context: &Context, job: &Job) {
+    let index = &context.backends.index;
+    let result = async {
+        if let Some(mut photo) = index.get(&job.photo_id).await? {
+            if photo.deliveries > job.baseline {
+                photo.deliveries -= 1;
+                index.update(&photo).await?;
+            }
+        }
+        anyhow::Ok(())
+    };
+    if let Err(e) = result.await {
+        tracing::warn!("could not take back the start the outage cut short: {e:#}");
+    }
 }
 
 /// Records a failed attempt on the photo, if it still exists.

@@ -24,5 +24,6 @@ mod own_services;
 mod photos;
 mod processing;
 mod resilience;
+mod s3_restart;
 mod serve;
 mod upload;

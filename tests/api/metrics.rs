@@ -159,7 +159,7 @@ fn assert_one_job(before: &Scrape, after: &Scrape) {
 
 /// Scrapes `url` until its jobs-done counter reaches `done` (the worker counts a job right
 /// after recording it, which a poll of the photo may see first).
-async fn scrape_when_done(url: &str, done: f64) -> Scrape {
+pub async fn scrape_when_done(url: &str, done: f64) -> Scrape {
     for _ in 0..100 {
         let scrape = Scrape::of(url).await;
         if scrape.value("gallery_jobs_done_total", &[]) >= done {

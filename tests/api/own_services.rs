@@ -1,4 +1,4 @@
-//! Redis and RabbitMQ instances a test starts for itself (own ports, own data dir, own
+//! Redis, RabbitMQ and S3 instances a test starts for itself (own ports, own data dir, own
 //! process group), to freeze or kill without touching the machine's shared ones. Each ends
 //! with the value that started it.
 
@@ -13,6 +13,8 @@ struct Group {
     leader: std::process::Child,
     dir: PathBuf,
     what: &'static str,
+    /// Left in place when the group ends: a store killed to be started again on it.
+    keep_dir: bool,
 }
 
 impl Group {
@@ -24,7 +26,17 @@ impl Group {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {what} ({e}): install it (make test-deps)"));
-        Group { leader, dir, what }
+        Group {
+            leader,
+            dir,
+            what,
+            keep_dir: false,
+        }
+    }
+
+    /// SIGKILL to every process of the group, as a crash: the data dir stays.
+    fn kill_keeping_data(mut self) {
+        self.keep_dir = true;
     }
 
     fn signal(&self, name: &str) {
@@ -61,7 +73,9 @@ impl Drop for Group {
             .args(["-KILL", "--", &format!("-{}", self.leader.id())])
             .status();
         let _ = self.leader.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if !self.keep_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
@@ -166,5 +180,86 @@ impl OwnRabbit {
 
     pub fn thaw(&self) {
         self.group.signal("CONT");
+    }
+}
+
+/// An S3 server of the test's own: s3s-fs, the tests' S3 server (`bash tests/support/s3-server.sh`
+/// installs it), with the tests' keys, its own port and data dir. It can be killed and started
+/// again on both, as a store that crashes and comes back with what it had stored.
+pub struct OwnS3 {
+    /// None while killed.
+    server: Option<Group>,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl OwnS3 {
+    pub async fn start() -> OwnS3 {
+        let mut s3 = OwnS3 {
+            server: None,
+            port: free_port(),
+            dir: fresh_dir("s3"),
+        };
+        s3.restart().await;
+        s3
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILL, as a crash: connections reset, the port refuses, the data stays on disk.
+    pub fn kill(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.kill_keeping_data();
+        }
+    }
+
+    /// Starts the server (again) on its port and data dir; returns once it listens.
+    pub async fn restart(&mut self) {
+        assert!(self.server.is_none(), "the S3 server is running already");
+        let installed = std::env::var_os("HOME")
+            .map(|home| PathBuf::from(home).join(".cargo/bin/s3s-fs"))
+            .filter(|path| path.exists());
+        let mut command = Command::new(installed.unwrap_or_else(|| "s3s-fs".into()));
+        command.args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &self.port.to_string(),
+            "--access-key",
+            crate::helpers::S3_ACCESS_KEY,
+            "--secret-key",
+            crate::helpers::S3_SECRET_KEY,
+            &self.dir.display().to_string(),
+        ]);
+        let server = Group::start("s3s-fs", command, self.dir.clone());
+        server.wait_listening(self.port).await;
+        self.server = Some(server);
+    }
+
+    /// Files the server left half-written in its data dir (its temporary files, which it moves
+    /// into place once an object is complete).
+    pub fn partial_files(&self) -> Vec<String> {
+        let mut partial = Vec::new();
+        let mut dirs = vec![self.dir.clone()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if entry.file_name().to_string_lossy().starts_with(".tmp.") {
+                    partial.push(path.display().to_string());
+                }
+            }
+        }
+        partial
+    }
+}
+
+impl Drop for OwnS3 {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

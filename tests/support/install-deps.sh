@@ -4,6 +4,8 @@
 # aiosmtpd is the SMTP server the notifier test delivers e-mail to; vips and exiftool make the
 # real photos the import test sends. apt waits for a lock another
 # installer holds (the Docker set-up may be installing at the same time) instead of failing.
+# Then what checks deploy/k8s offline (tests/api/deploy.rs): kubernetes-validate from PyPI in a
+# venv under target/, and KEDA's schemas from npm (tests/k8s/), both pinned.
 set -euo pipefail
 missing=()
 command -v cmake >/dev/null || missing+=(cmake)
@@ -22,3 +24,16 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # Debian starts the nginx service on install; the tests run their own on other ports.
 if [ -f /run/nginx.pid ] && command -v nginx >/dev/null; then nginx -s quit 2>/dev/null || true; fi
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+venv="$root/target/k8s-tools"
+wanted=$(grep -m1 '^kubernetes-validate==' "$root/tests/k8s/requirements.txt" | cut -d= -f3)
+if [ "$("$venv/bin/kubernetes-validate" --version 2>/dev/null)" != "$wanted" ]; then
+  echo "Installing kubernetes-validate $wanted (PyPI) into target/k8s-tools..."
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check -r "$root/tests/k8s/requirements.txt"
+fi
+if [ ! -d "$root/tests/k8s/node_modules/@kubernetes-models/keda" ]; then
+  (cd "$root/tests/k8s" && npm ci --no-audit --no-fund --silent)
+fi
