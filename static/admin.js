@@ -111,7 +111,7 @@ function renderFailed(page) {
       cell(photo.error || '', 'failure'),
       cell(String(photo.attempts), 'number'),
       cell(photo.owner ? photo.owner.name : '—'),
-      cell(formatDate(photo.created_at)),
+      cell(formatDate(photo.created_at), 'when'),
       action,
     );
     list.append(row);
