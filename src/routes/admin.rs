@@ -144,7 +144,7 @@ impl From<Photo> for FailedPhoto {
     }
 }
 
-/// The failed photos, newest first, a page at a time like `GET /api/photos` (`limit`, 1 to
+/// The failed photos, newest upload first, a page at a time like `GET /api/photos` (`limit`, 1 to
 /// 100, 30 by default; `cursor`): `{"photos": [{"id", "filename", "error", "attempts",
 /// "owner", "created_at"}], "next_cursor"}`. A photo leaves the list when it is retried,
 /// reprocessed or deleted (see `PhotoIndex::failed` for photos that failed before the list
