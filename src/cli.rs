@@ -261,6 +261,11 @@ pub struct WorkerTuning {
     #[cfg(feature = "test-hooks")]
     #[arg(long, env = "GALLERY_JOB_DELAY_MS", default_value_t = 0, hide = true)]
     pub job_delay_ms: u64,
+    /// Fail the first start of each photo whose file name begins so (the browser tests' failed
+    /// photo, which a retry then processes).
+    #[cfg(feature = "test-hooks")]
+    #[arg(long, env = "GALLERY_FAIL_FIRST_START_OF", hide = true)]
+    pub fail_first_start_of: Option<String>,
 }
 
 /// Where notifications go; a channel without its settings is off.

@@ -24,7 +24,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
 use crate::accounts::store::{AccountStore, Table};
-use crate::cache::{Page, PhotoIndex};
+use crate::cache::{Finished, MinuteCount, Page, PhotoIndex};
 use crate::domain::{ContentHash, Event, Job, Photo, PhotoId};
 use crate::queue::{Depths, EventStream, JobQueue, JobStream, Listener};
 use crate::storage::{ByteStream, ObjectStore};
@@ -163,6 +163,20 @@ impl PhotoIndex for Bounded<dyn PhotoIndex> {
     }
     async fn with_hash(&self, hash: &ContentHash, limit: usize) -> anyhow::Result<Vec<Photo>> {
         self.call(self.inner.with_hash(hash, limit)).await
+    }
+    async fn failed(&self, limit: usize, cursor: Option<&PhotoId>) -> anyhow::Result<Page> {
+        self.call(self.inner.failed(limit, cursor)).await
+    }
+    async fn count_finished(&self, finished: Finished, at: DateTime<Utc>) -> anyhow::Result<()> {
+        self.call(self.inner.count_finished(finished, at)).await
+    }
+    async fn finished_per_minute(
+        &self,
+        until: DateTime<Utc>,
+        minutes: usize,
+    ) -> anyhow::Result<Vec<MinuteCount>> {
+        self.call(self.inner.finished_per_minute(until, minutes))
+            .await
     }
 }
 

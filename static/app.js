@@ -1,9 +1,11 @@
 // The gallery page. Logged out it shows only the login form (or first-run setup, or an invite:
 // auth.js); logged in, uploads with progress, a newest-first grid that loads more on scroll and
-// updates live from /api/events, a lightbox with sharing, and the account menu (account.js).
+// updates live from /api/events, a lightbox with sharing, the account menu (account.js), and for
+// admins the processing view at /#admin (admin.js).
 // File names and every other user-provided string are only ever set as text.
 import { api, checkSession, json, onSessionLost } from './api.js';
 import { hideAccount, initAccount, refreshAccountTexts, showAccount } from './account.js';
+import { hideAdmin, initAdmin, refreshAdminTexts, showAdminEntry } from './admin.js';
 import { hideAuth, initAuth, refreshAuthTexts, showInvite, showLogin, showSetup } from './auth.js';
 import { formatDate, language, setLanguage, t, translatePage } from './i18n.js';
 
@@ -34,6 +36,7 @@ function refreshTexts() {
   if (shown && $('lightbox').open) lightboxTexts(shown.photo);
   refreshAuthTexts();
   refreshAccountTexts();
+  refreshAdminTexts();
 }
 
 // ---- uploads ----
@@ -494,6 +497,7 @@ function enter(signedIn, { fresh = false } = {}) {
   else applyLanguage(user.lang);
   showAccount(user);
   $('app').hidden = false;
+  showAdminEntry();
   clearGrid();
   listen();
   loadMore();
@@ -513,6 +517,7 @@ function leave(messageKey) {
   $('lightbox-image').removeAttribute('src');
   resetShare();
   hideAccount();
+  hideAdmin();
   clearGrid();
   $('app').hidden = true;
   showLogin(messageKey);
@@ -535,6 +540,7 @@ function setUser(updated) {
   user = updated;
   applyLanguage(updated.lang);
   showAccount(updated);
+  showAdminEntry();
 }
 
 // ---- start ----
@@ -555,6 +561,7 @@ async function start() {
   buildOps();
   initAuth(enter);
   initAccount({ user: () => user, setUser, logout, reloadPhotos });
+  initAdmin({ user: () => user });
   onSessionLost(() => { if (user) leave('sessionEnded'); });
   refreshTexts();
 

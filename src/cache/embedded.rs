@@ -1,7 +1,10 @@
 //! `PhotoIndex` in an embedded ACID store (redb), for `gallery serve` without Redis. One
 //! table maps each photo's id to its JSON record; ids are UUID v7 strings, which sort in
 //! creation order, so the table itself is the newest-first listing (read backwards). A
-//! multimap table finds the ids of the photos whose original has a given SHA-256.
+//! multimap table finds the ids of the photos whose original has a given SHA-256, and
+//! `failed` holds the ids of the failed photos, written in the transaction that writes the
+//! record. `finished` counts the jobs finished per minute; each count prunes the minutes
+//! that ended `ACTIVITY_KEPT` before it.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -9,17 +12,21 @@ use std::sync::Arc;
 use anyhow::Context;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use redb::{Database, MultimapTableDefinition, ReadableTable, TableDefinition};
+use redb::{Database, MultimapTableDefinition, ReadableTable, TableDefinition, WriteTransaction};
 
-use super::{Page, PhotoIndex};
+use super::{minute_of, minutes_up_to, Finished, MinuteCount, Page, PhotoIndex, ACTIVITY_KEPT};
 use crate::blocking::blocking;
-use crate::domain::{ContentHash, Photo, PhotoId};
+use crate::domain::{ContentHash, Photo, PhotoId, Status};
 
 const PHOTOS: TableDefinition<&str, &[u8]> = TableDefinition::new("photos");
 /// Photos recorded but not yet known to be queued: id → when recorded (Unix ms).
 const UNQUEUED: TableDefinition<&str, i64> = TableDefinition::new("unqueued");
 /// The originals' hashes: SHA-256 (hex) → ids of the photos whose original it is.
 const BY_HASH: MultimapTableDefinition<&str, &str> = MultimapTableDefinition::new("by_sha256");
+/// The failed photos' ids, in the order of `PHOTOS`.
+const FAILED: TableDefinition<&str, ()> = TableDefinition::new("failed");
+/// Jobs finished per minute (minutes since the Unix epoch): (done, failed).
+const FINISHED: TableDefinition<i64, (u64, u64)> = TableDefinition::new("finished_per_minute");
 
 pub struct EmbeddedIndex {
     db: Arc<Database>,
@@ -37,6 +44,8 @@ impl EmbeddedIndex {
         write.open_table(PHOTOS)?;
         write.open_table(UNQUEUED)?;
         write.open_multimap_table(BY_HASH)?;
+        write.open_table(FAILED)?;
+        write.open_table(FINISHED)?;
         write.commit()?;
         Ok(EmbeddedIndex { db: Arc::new(db) })
     }
@@ -44,6 +53,18 @@ impl EmbeddedIndex {
 
 fn parse(json: &[u8]) -> anyhow::Result<Photo> {
     serde_json::from_slice(json).context("corrupt photo record in the index")
+}
+
+/// Lists the photo among the failed ones, or takes it out, as its status says: in the
+/// transaction that writes its record.
+fn track_failed(write: &WriteTransaction, id: &str, status: Status) -> anyhow::Result<()> {
+    let mut failed = write.open_table(FAILED)?;
+    if status == Status::Failed {
+        failed.insert(id, ())?;
+    } else {
+        failed.remove(id)?;
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -61,12 +82,14 @@ impl PhotoIndex for EmbeddedIndex {
         let json = serde_json::to_vec(photo)?;
         let recorded = photo.created_at.timestamp_millis();
         let hash = photo.sha256.clone();
+        let status = photo.status;
         blocking(&self.db, move |db| {
             let write = db.begin_write()?;
             write
                 .open_table(PHOTOS)?
                 .insert(id.as_str(), json.as_slice())?;
             write.open_table(UNQUEUED)?.insert(id.as_str(), recorded)?;
+            track_failed(&write, &id, status)?;
             if let Some(hash) = &hash {
                 write
                     .open_multimap_table(BY_HASH)?
@@ -122,6 +145,7 @@ impl PhotoIndex for EmbeddedIndex {
     async fn update(&self, photo: &Photo) -> anyhow::Result<bool> {
         let id = photo.id.to_string();
         let json = serde_json::to_vec(photo)?;
+        let status = photo.status;
         blocking(&self.db, move |db| {
             let write = db.begin_write()?;
             let exists = {
@@ -130,6 +154,7 @@ impl PhotoIndex for EmbeddedIndex {
                 let exists = table.get(id.as_str())?.is_some();
                 if exists {
                     table.insert(id.as_str(), json.as_slice())?;
+                    track_failed(&write, &id, status)?;
                 }
                 exists
             };
@@ -143,6 +168,7 @@ impl PhotoIndex for EmbeddedIndex {
         let id = photo.id.to_string();
         let json = serde_json::to_vec(photo)?;
         let now = Utc::now().timestamp_millis();
+        let status = photo.status;
         blocking(&self.db, move |db| {
             let write = db.begin_write()?;
             let exists = {
@@ -151,6 +177,7 @@ impl PhotoIndex for EmbeddedIndex {
                 if exists {
                     table.insert(id.as_str(), json.as_slice())?;
                     write.open_table(UNQUEUED)?.insert(id.as_str(), now)?;
+                    track_failed(&write, &id, status)?;
                 }
                 exists
             };
@@ -169,6 +196,7 @@ impl PhotoIndex for EmbeddedIndex {
                 .remove(id.as_str())?
                 .map(|json| parse(json.value()));
             write.open_table(UNQUEUED)?.remove(id.as_str())?;
+            write.open_table(FAILED)?.remove(id.as_str())?;
             // A record that does not parse leaves its id under its hash, where `with_hash`
             // skips it.
             if let Some(hash) = removed
@@ -211,6 +239,81 @@ impl PhotoIndex for EmbeddedIndex {
                 photos,
                 next_cursor,
             })
+        })
+        .await
+    }
+
+    async fn failed(&self, limit: usize, cursor: Option<&PhotoId>) -> anyhow::Result<Page> {
+        let cursor = cursor.map(PhotoId::to_string);
+        blocking(&self.db, move |db| {
+            let read = db.begin_read()?;
+            let failed = read.open_table(FAILED)?;
+            let newest_first = match &cursor {
+                Some(cursor) => failed.range::<&str>(..cursor.as_str())?.rev(),
+                None => failed.range::<&str>(..)?.rev(),
+            };
+            let mut ids = Vec::with_capacity(limit + 1);
+            for entry in newest_first.take(limit + 1) {
+                ids.push(entry?.0.value().to_owned());
+            }
+            // One more than asked tells whether a next page exists.
+            let has_more = ids.len() > limit;
+            ids.truncate(limit);
+            let records = read.open_table(PHOTOS)?;
+            let mut photos = Vec::with_capacity(ids.len());
+            for id in &ids {
+                if let Some(json) = records.get(id.as_str())? {
+                    photos.push(parse(json.value())?);
+                }
+            }
+            let next_cursor = match ids.last() {
+                Some(last) if has_more => PhotoId::parse(last).ok(),
+                _ => None,
+            };
+            Ok(Page {
+                photos,
+                next_cursor,
+            })
+        })
+        .await
+    }
+
+    async fn count_finished(&self, finished: Finished, at: DateTime<Utc>) -> anyhow::Result<()> {
+        let minute = minute_of(at);
+        let oldest_kept = minute_of(at - ACTIVITY_KEPT);
+        blocking(&self.db, move |db| {
+            let write = db.begin_write()?;
+            {
+                let mut table = write.open_table(FINISHED)?;
+                let (done, failed) = table.get(minute)?.map_or((0, 0), |count| count.value());
+                let counted = match finished {
+                    Finished::Done => (done + 1, failed),
+                    Finished::Failed => (done, failed + 1),
+                };
+                table.insert(minute, counted)?;
+                // At most a row a minute: pruning as we go keeps the table small.
+                table.retain_in(..oldest_kept, |_, _| false)?;
+            }
+            write.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn finished_per_minute(
+        &self,
+        until: DateTime<Utc>,
+        minutes: usize,
+    ) -> anyhow::Result<Vec<MinuteCount>> {
+        let minutes = minutes_up_to(until, minutes.min(ACTIVITY_KEPT.num_minutes() as usize));
+        blocking(&self.db, move |db| {
+            let table = db.begin_read()?.open_table(FINISHED)?;
+            let mut counts = Vec::new();
+            for minute in minutes {
+                let (done, failed) = table.get(minute)?.map_or((0, 0), |count| count.value());
+                counts.push(MinuteCount::new(minute, done, failed));
+            }
+            Ok(counts)
         })
         .await
     }

@@ -1,17 +1,25 @@
-//! `/api/admin/*`: operating the gallery from the page, for admins. Reprocessing photos on the
-//! bulk lane (`POST /api/admin/reprocess`), retrying one failed photo
-//! (`POST /api/admin/photos/{id}/retry`), and what waits in the job queue
-//! (`GET /api/admin/queues`). The work itself is `reprocess`'s, shared with the CLI.
+//! `/api/admin/*`: operating the gallery from the page (its admin view), for admins.
+//! Reprocessing photos on the bulk lane (`POST /api/admin/reprocess`), retrying one failed
+//! photo (`POST /api/admin/photos/{id}/retry`), what waits in the job queue
+//! (`GET /api/admin/queues`), the failed photos with their errors (`GET /api/admin/failed`)
+//! and the jobs finished per minute by all workers (`GET /api/admin/activity`). The work
+//! itself is `reprocess`'s, shared with the CLI; the lists and counts are the index's.
 
 use actix_web::{get, post, web, HttpResponse};
-use serde::Deserialize;
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use super::auth::Caller;
 use super::error::ApiError;
-use super::view::PhotoView;
+use super::view::{paging, PhotoView};
 use super::AppState;
+use crate::domain::{Owner, Photo, PhotoId};
 use crate::error_code::ErrorCode;
 use crate::reprocess::{self, ReprocessError, Request, Scope};
+
+/// The minutes `GET /api/admin/activity` answers: the last hour.
+const ACTIVITY_MINUTES: usize = 60;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -101,4 +109,81 @@ pub async fn queues(state: web::Data<AppState>, caller: Caller) -> Result<HttpRe
         .await
         .map_err(|error| ApiError::unavailable("reading the queues", &error))?;
     Ok(HttpResponse::Ok().json(depths))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct FailedQuery {
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+/// A failed photo as the admin page lists it.
+#[derive(Debug, Serialize)]
+pub struct FailedPhoto {
+    pub id: PhotoId,
+    pub filename: String,
+    /// Why its last attempt failed.
+    pub error: Option<String>,
+    /// Attempts of its last job (a reprocessed or retried photo starts again at 1).
+    pub attempts: u32,
+    pub owner: Option<Owner>,
+    /// When it was uploaded.
+    pub created_at: String,
+}
+
+impl From<Photo> for FailedPhoto {
+    fn from(photo: Photo) -> Self {
+        FailedPhoto {
+            created_at: PhotoView::timestamp(&photo.created_at),
+            id: photo.id,
+            filename: photo.filename,
+            error: photo.error,
+            attempts: photo.attempts,
+            owner: photo.owner,
+        }
+    }
+}
+
+/// The failed photos, newest upload first, a page at a time like `GET /api/photos` (`limit`, 1 to
+/// 100, 30 by default; `cursor`): `{"photos": [{"id", "filename", "error", "attempts",
+/// "owner", "created_at"}], "next_cursor"}`. A photo leaves the list when it is retried,
+/// reprocessed or deleted (see `PhotoIndex::failed` for photos that failed before the list
+/// was kept).
+#[get("/api/admin/failed")]
+pub async fn failed(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<FailedQuery>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let (limit, cursor) = paging(query.limit, query.cursor.as_deref())?;
+    let page = state
+        .backends
+        .index
+        .failed(limit, cursor.as_ref())
+        .await
+        .map_err(|error| ApiError::unavailable("listing the failed photos", &error))?;
+    let mut photos = page.photos;
+    state.backends.accounts.owners().await?.apply(&mut photos);
+    let photos: Vec<FailedPhoto> = photos.into_iter().map(FailedPhoto::from).collect();
+    Ok(HttpResponse::Ok().json(json!({"photos": photos, "next_cursor": page.next_cursor})))
+}
+
+/// The jobs finished by all workers in each of the last 60 minutes, oldest first, the last
+/// being the current minute so far: `{"minutes": [{"minute", "done", "failed"}]}` (`minute`:
+/// its start; `failed`: failed for good, the photo marked failed; retried attempts are not
+/// counted).
+#[get("/api/admin/activity")]
+pub async fn activity(
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    let minutes = state
+        .backends
+        .index
+        .finished_per_minute(Utc::now(), ACTIVITY_MINUTES)
+        .await
+        .map_err(|error| ApiError::unavailable("reading the jobs per minute", &error))?;
+    Ok(HttpResponse::Ok().json(json!({ "minutes": minutes })))
 }

@@ -10,10 +10,10 @@ use serde_json::json;
 use super::auth::Caller;
 use super::error::ApiError;
 use super::form::{FormReader, Spooled};
-use super::view::{load_owned, PhotoView};
+use super::view::{load_owned, paging, PhotoView};
 use super::AppState;
 use crate::cache::Page;
-use crate::domain::{ContentHash, FileName, Op, PhotoId};
+use crate::domain::{ContentHash, FileName, Op};
 use crate::error_code::ErrorCode;
 use crate::ingest::{self, IngestError};
 
@@ -175,13 +175,7 @@ pub async fn list(
     state: web::Data<AppState>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = query.limit.unwrap_or(30);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::new(
-            ErrorCode::BadLimit,
-            "limit must be between 1 and 100",
-        ));
-    }
+    let (limit, cursor) = paging(query.limit, query.cursor.as_deref())?;
     let page = match query.sha256.as_deref() {
         Some(hash) => {
             let hash = ContentHash::parse(hash)
@@ -197,20 +191,12 @@ pub async fn list(
                 next_cursor: None,
             }
         }
-        None => {
-            let cursor = match query.cursor.as_deref().filter(|c| !c.is_empty()) {
-                Some(cursor) => Some(PhotoId::parse(cursor).map_err(|_| {
-                    ApiError::new(ErrorCode::BadCursor, "cursor is not a photo id")
-                })?),
-                None => None,
-            };
-            state
-                .backends
-                .index
-                .list(limit, cursor.as_ref())
-                .await
-                .map_err(|e| ApiError::unavailable("listing photos", &e))?
-        }
+        None => state
+            .backends
+            .index
+            .list(limit, cursor.as_ref())
+            .await
+            .map_err(|e| ApiError::unavailable("listing photos", &e))?,
     };
     let mut photos = page.photos;
     state.backends.accounts.owners().await?.apply(&mut photos);

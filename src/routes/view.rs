@@ -1,13 +1,16 @@
-//! How the API shows a photo (`PhotoView`, with the URLs of its images) and finds one by id:
-//! shared by every route that answers with or about a photo.
+//! How the API shows a photo (`PhotoView`, with the URLs of its images), finds one by id, and
+//! reads a page's `limit` and `cursor`: shared by every route that answers with or about a
+//! photo.
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::error::ApiError;
 use super::AppState;
 use crate::domain::{ContentHash, Op, Owner, Photo, PhotoId, Status, VariantInfo};
+use crate::error_code::ErrorCode;
 
 /// A photo as the API shows it.
 #[derive(Debug, Serialize)]
@@ -38,6 +41,13 @@ pub struct VariantView {
     pub height: u32,
 }
 
+impl PhotoView {
+    /// A time as the API writes it: RFC 3339, UTC, to the millisecond.
+    pub fn timestamp(time: &DateTime<Utc>) -> String {
+        time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    }
+}
+
 impl From<Photo> for PhotoView {
     fn from(photo: Photo) -> Self {
         let variants = photo
@@ -54,9 +64,7 @@ impl From<Photo> for PhotoView {
             .collect();
         PhotoView {
             original_url: original_url(&photo.id),
-            created_at: photo
-                .created_at
-                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            created_at: Self::timestamp(&photo.created_at),
             id: photo.id,
             filename: photo.filename,
             content_type: photo.content_type,
@@ -82,6 +90,29 @@ pub fn original_url(id: &PhotoId) -> String {
 /// variant is made again.
 pub fn variant_url(id: &PhotoId, name: &str, info: &VariantInfo) -> String {
     format!("/api/photos/{id}/variants/{name}?v={}", info.version())
+}
+
+/// A page's size (`limit`, 1 to 100, 30 by default) and where it starts (`cursor`: the
+/// `next_cursor` of the page before, a photo id; empty or none for the first page).
+pub fn paging(
+    limit: Option<usize>,
+    cursor: Option<&str>,
+) -> Result<(usize, Option<PhotoId>), ApiError> {
+    let limit = limit.unwrap_or(30);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::new(
+            ErrorCode::BadLimit,
+            "limit must be between 1 and 100",
+        ));
+    }
+    let cursor = match cursor.filter(|cursor| !cursor.is_empty()) {
+        Some(cursor) => Some(
+            PhotoId::parse(cursor)
+                .map_err(|_| ApiError::new(ErrorCode::BadCursor, "cursor is not a photo id"))?,
+        ),
+        None => None,
+    };
+    Ok((limit, cursor))
 }
 
 /// The photo with this id as stored (its owner as recorded at upload); 404 for an unknown or

@@ -129,6 +129,8 @@ impl Application {
                     .service(routes::admin::reprocess_photos)
                     .service(routes::admin::retry)
                     .service(routes::admin::queues)
+                    .service(routes::admin::failed)
+                    .service(routes::admin::activity)
                     .service(routes::events::events)
                     .service(routes::photos::upload)
                     .service(routes::photos::list)

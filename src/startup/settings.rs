@@ -94,6 +94,10 @@ impl Settings {
             },
             #[cfg(feature = "test-hooks")]
             job_delay: Duration::from_millis(tuning.map_or(0, |t| t.job_delay_ms)),
+            #[cfg(feature = "test-hooks")]
+            fail_first_start_of: tuning
+                .and_then(|t| t.fail_first_start_of.clone())
+                .filter(|prefix| !prefix.is_empty()),
         };
         Ok(Settings {
             backends: BackendSettings {

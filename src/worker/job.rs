@@ -7,16 +7,19 @@
 //! delivery that a store's outage cut short is taken back, so a long outage fails no photo.
 //!
 //! Each stage is timed into the process's `metrics` (fetch, store and record here; decode,
-//! resize and encode as the engine reports them), and every line a job logs carries its photo
-//! id.
+//! resize and encode as the engine reports them), every job that ends done or failed for good
+//! is counted in the index's jobs per minute (shared by all workers, for the admin page), and
+//! every line a job logs carries its photo id.
 
 use std::time::Instant;
 
 use anyhow::{anyhow, Context as _};
+use chrono::Utc;
 use tracing::Instrument;
 
 use super::WorkerSettings;
 use crate::backends::Backends;
+use crate::cache::Finished;
 use crate::deadline;
 use crate::domain::{Job, Photo, Status, VariantInfo, VariantSpec};
 use crate::metrics::{JobFailure, Stage};
@@ -58,10 +61,12 @@ async fn handle_in_span(context: &Context, delivery: Delivery) {
     let metrics = &context.backends.metrics;
     let delivered = Instant::now();
     let mut counted = false;
+    let mut finished = None;
     let settle = match run(context, job, &mut counted).await {
         Ok(outcome) => {
             if outcome == Outcome::Done {
                 metrics.job_done(delivered.elapsed());
+                finished = Some(Finished::Done);
             }
             tracing::info!(?outcome, attempt = job.attempt, "job finished");
             delivery.settle.ack().await
@@ -106,12 +111,29 @@ async fn handle_in_span(context: &Context, delivery: Delivery) {
             metrics.job_dead_lettered();
             tracing::error!(attempt = job.attempt, "job failed for good: {error:#}");
             mark(context, job, Status::Failed, &error).await;
+            finished = Some(Finished::Failed);
             delivery.settle.dead_letter().await
         }
     };
     if let Err(error) = settle {
         // The broker will hand the job out again; a repeated job is harmless.
         tracing::warn!("could not settle job: {error:#}");
+    }
+    if let Some(finished) = finished {
+        count(context, finished).await;
+    }
+}
+
+/// Counts a finished job in the jobs per minute. After settling, so a slow count never holds
+/// the job; and a count that fails is only logged: the job's outcome stands.
+async fn count(context: &Context, finished: Finished) {
+    let counted = context
+        .backends
+        .index
+        .count_finished(finished, Utc::now())
+        .await;
+    if let Err(error) = counted {
+        tracing::warn!(?finished, "could not count the finished job: {error:#}");
     }
 }
 
@@ -154,6 +176,14 @@ async fn run(context: &Context, job: &Job, counted: &mut bool) -> Result<Outcome
     #[cfg(feature = "test-hooks")]
     if !context.settings.job_delay.is_zero() {
         tokio::time::sleep(context.settings.job_delay).await;
+    }
+    #[cfg(feature = "test-hooks")]
+    if let Some(prefix) = context.settings.fail_first_start_of.as_deref() {
+        if photo.deliveries == 1 && photo.filename.starts_with(prefix) {
+            return Err(Failure::Permanent(anyhow!(
+                "failed on purpose: the first start of a photo named {prefix}… (test hook)"
+            )));
+        }
     }
 
     let original_key = Photo::original_key(&photo.id);

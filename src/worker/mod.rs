@@ -30,6 +30,10 @@ pub struct WorkerSettings {
     /// Pause after a job is marked processing, so tests can stop a worker mid-job.
     #[cfg(feature = "test-hooks")]
     pub job_delay: Duration,
+    /// Fails the first start of every photo whose file name begins so (and only the first:
+    /// a retry succeeds), so tests see a photo fail and then be retried.
+    #[cfg(feature = "test-hooks")]
+    pub fail_first_start_of: Option<String>,
 }
 
 impl Default for WorkerSettings {
@@ -41,6 +45,8 @@ impl Default for WorkerSettings {
             engine: resize::Settings::default(),
             #[cfg(feature = "test-hooks")]
             job_delay: Duration::ZERO,
+            #[cfg(feature = "test-hooks")]
+            fail_first_start_of: None,
         }
     }
 }

@@ -10,6 +10,7 @@ compile_error!(
 mod helpers;
 
 mod accounts;
+mod admin_page;
 mod configuration;
 mod deploy;
 mod events;

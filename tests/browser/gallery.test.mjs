@@ -2,7 +2,8 @@
 // RabbitMQ and the S3 test server on loopback), or, with GALLERY_BROWSER_BACKENDS=embedded,
 // against `gallery serve` alone on a fresh data dir: first-run setup through the page, logging
 // in and out, invites, the account menu, upload, live thumbnails, lightbox, delete, share links,
-// language switch, client-side checks, no script injection through file names.
+// language switch, client-side checks, no script injection through file names, and the admin's
+// processing view (queue depths, jobs per minute, a failed photo retried).
 //
 // The app starts without users. The first test creates the admin through the page, as a new
 // installation does; every other test gets the admin through `admin()`, which makes the account
@@ -27,6 +28,9 @@ const CHROMIUM = '/usr/bin/chromium';
 const run = randomUUID().slice(0, 8);
 const ADMIN = { email: `ada-${run}@example.com`, name: 'Ada Admin', password: 'ada secret password' };
 const VIEWPORT = { width: 1280, height: 900 };
+// Photos whose name begins so fail on their first start (a test hook of the debug build), and a
+// retry processes them: the admin view's failed photo.
+const FAILS_ONCE = 'fails-once';
 
 let processes = [];
 let dataDir;
@@ -64,6 +68,7 @@ before(async () => {
     GALLERY_AMQP_URL: 'amqp://guest:guest@127.0.0.1:5672/%2f',
     GALLERY_JOB_QUEUE: `browser.${tag}`,
     GALLERY_LOG: 'warn',
+    GALLERY_FAIL_FIRST_START_OF: FAILS_ONCE,
   };
   // The first-run test needs a gallery without users: no headless bootstrap from the caller's env.
   delete env.GALLERY_ADMIN_EMAIL;
@@ -765,4 +770,92 @@ test('a password change: a wrong current password is an error, not a logout; oth
   assert.ok(await other.locator('#account').isHidden());
   assert.equal(await other.locator('#grid > *').count(), 0);
   await elsewhere.close();
+});
+
+/// Waits (polling the API) until the photo has failed; its record.
+async function failedPhoto(token, id) {
+  for (const started = Date.now(); Date.now() - started < 60000;) {
+    const { status, body } = await call(`/api/photos/${id}`, { token });
+    assert.equal(status, 200, JSON.stringify(body));
+    if (body.status === 'failed') return body;
+    assert.notEqual(body.status, 'done', 'the photo was meant to fail');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  assert.fail(`photo ${id} did not fail within 60 s`);
+}
+
+test('an admin sees the queues, jobs per minute and a failed photo, and retries it; a member has no such view', async () => {
+  const token = await admin();
+  const [good, once] = await jpegs(2);
+  const goodId = await uploadAs(token, `processed-${run}.jpg`, good);
+  const failedName = `${FAILS_ONCE}-${run}.jpg`;
+  const failedId = await uploadAs(token, failedName, once);
+  await processed(token, goodId);
+  const failed = await failedPhoto(token, failedId);
+
+  const context = await loggedIn(ADMIN.email, ADMIN.password);
+  const page = await context.newPage();
+  const { problems } = watch(page);
+  await page.goto(base);
+  await page.locator('#app').waitFor();
+  await menu(page, '#menu-admin');
+  await page.locator('#admin').waitFor();
+  assert.ok(await page.locator('#app').isHidden(), 'the view replaces the gallery');
+  assert.equal(new URL(page.url()).hash, '#admin');
+
+  // Depths: a number per lane; the failed photo's job waits in the dead-letter queue.
+  await page.waitForFunction(() => /^\d+$/.test(document.getElementById('depth-dead').textContent));
+  for (const lane of ['upload', 'bulk', 'retrying', 'dead']) {
+    assert.match(await page.textContent(`#depth-${lane}`), /^\d+$/, lane);
+  }
+  assert.ok(Number(await page.textContent('#depth-dead')) >= 1, 'the failed job is dead-lettered');
+  // Jobs per minute: this test's two at least, in the hour and in the chart's bars.
+  const hour = (await page.textContent('#activity-last-hour')).match(/^(\d+) done, (\d+) failed$/);
+  assert.ok(hour && Number(hour[1]) >= 1 && Number(hour[2]) >= 1, `last hour: ${hour}`);
+  assert.equal(await page.locator('#activity-chart g').count(), 60, 'a column per minute');
+  assert.ok(await page.locator('#activity-chart .bar-done').count() >= 1);
+  assert.ok(await page.locator('#activity-chart .bar-failed').count() >= 1);
+
+  // The failed photo, with its error and a Retry button.
+  const row = page.locator(`#failed-list tr[data-id="${failedId}"]`);
+  await row.waitFor();
+  assert.equal(await row.locator('.filename').textContent(), failedName);
+  assert.equal(await row.locator('.failure').textContent(), failed.error);
+  assert.match(failed.error, /failed on purpose/);
+  assert.equal(await page.locator(`#failed-list tr[data-id="${goodId}"]`).count(), 0, 'a processed photo is not listed');
+  await page.screenshot({ path: join(shots, 'admin.png') });
+
+  await row.getByRole('button', { name: `Retry: ${failedName}` }).click();
+  // Queued again at once, then gone from the list at the next refresh; processed meanwhile.
+  await page.waitForFunction((id) => {
+    const tr = document.querySelector(`#failed-list tr[data-id="${id}"]`);
+    return !tr || tr.classList.contains('retried');
+  }, failedId);
+  const done = await processed(token, failedId);
+  assert.ok(done.variants.thumb, 'retried and processed');
+  await row.waitFor({ state: 'detached', timeout: 20000 });
+  assert.ok(await page.locator('#admin-error').isHidden());
+
+  await page.click('#admin-back');
+  await page.locator('#app').waitFor();
+  assert.ok(await page.locator('#admin').isHidden());
+  assert.deepEqual(problems, []);
+  await context.close();
+
+  // A member: no menu entry, and /#admin shows the gallery; the API refuses them too.
+  const email = `omar-${run}@example.com`;
+  await member(email, 'Omar Member', 'omar secret password');
+  const theirs = await loggedIn(email, 'omar secret password');
+  const memberPage = await theirs.newPage();
+  const watched = watch(memberPage);
+  await memberPage.goto(`${base}/#admin`);
+  await memberPage.locator('#app').waitFor();
+  assert.ok(await memberPage.locator('#admin').isHidden(), 'no admin view for a member');
+  await memberPage.click('#account summary');
+  assert.ok(await memberPage.locator('#menu-admin').isHidden(), 'no menu entry for a member');
+  for (const path of ['/api/admin/queues', '/api/admin/activity', '/api/admin/failed']) {
+    assert.equal(await statusFromPage(memberPage, path), 403, path);
+  }
+  assert.deepEqual(watched.unexpected(403), []);
+  await theirs.close();
 });
