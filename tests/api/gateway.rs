@@ -417,7 +417,15 @@ async fn the_access_log_masks_tokens_and_carries_the_request_id() {
             .await
             .expect("through nginx");
     }
-    let log = gateway.access_log();
+    // nginx writes a request's line after its answer has gone out: wait for all seven.
+    let mut log = gateway.access_log();
+    for _ in 0..100 {
+        if log.lines().count() >= 1 + secret_paths.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        log = gateway.access_log();
+    }
     assert!(
         log.lines().any(|line| line.contains("\"GET /api/photos ")
             && line.contains(&format!("request_id={request_id}"))),
