@@ -162,13 +162,13 @@ impl Backends {
         let (index, accounts, store): (Arc<dyn PhotoIndex>, Arc<dyn AccountStore>, _) =
             match &settings.redis {
                 Some(redis) => {
-                    let client = wait_for("Redis", &redact(redis.url.expose_secret()), || {
+                    let connection = wait_for("Redis", &redact(redis.url.expose_secret()), || {
                         cache::redis::connect(redis, limit)
                     })
                     .await;
                     (
-                        Arc::new(RedisIndex::new(client.clone(), &redis.prefix)),
-                        Arc::new(RedisAccounts::new(client, &redis.prefix)),
+                        Arc::new(RedisIndex::new(connection.clone(), &redis.prefix)),
+                        Arc::new(RedisAccounts::new(connection, &redis.prefix)),
                         "Redis",
                     )
                 }
@@ -250,10 +250,36 @@ where
 
 /// The URL without its credentials, for logs.
 fn redact(url: &str) -> String {
+    // The query may hold a password too (Sentinel's `sentinelPassword`).
+    let (url, query) = match url.split_once('?') {
+        Some((url, _)) => (url, "?…"),
+        None => (url, ""),
+    };
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://…@{}", &url[..scheme], &url[at + 1..])
+            format!("{}://…@{}{query}", &url[..scheme], &url[at + 1..])
         }
-        _ => url.to_owned(),
+        _ => format!("{url}{query}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn a_logged_address_holds_no_password() {
+        assert_eq!(
+            redact("redis://:data-secret@redis:6379/0"),
+            "redis://…@redis:6379/0"
+        );
+        assert_eq!(
+            redact(
+                "redis-sentinel://:data-secret@s1:26379/0?sentinelServiceName=gallery\
+                 &node=s2:26379&sentinelPassword=sentinel-secret"
+            ),
+            "redis-sentinel://…@s1:26379/0?…"
+        );
+        assert_eq!(redact("redis://redis:6379"), "redis://redis:6379");
     }
 }

@@ -342,7 +342,8 @@ pub struct SharedArgs {
     /// File holding the S3 secret key (instead of GALLERY_S3_SECRET_KEY).
     #[arg(long, env = "GALLERY_S3_SECRET_KEY_FILE")]
     pub s3_secret_key_file: Option<PathBuf>,
-    /// Redis holding photo metadata and the gallery index. Unset: embedded, in the data dir.
+    /// Redis holding photo metadata and the gallery index (`redis://…`, or `redis-sentinel://…`
+    /// to find the primary through Sentinel). Unset: embedded, in the data dir.
     #[arg(long, env = "GALLERY_REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
     /// File holding the Redis URL (instead of GALLERY_REDIS_URL).
@@ -351,6 +352,10 @@ pub struct SharedArgs {
     /// Prefix of every Redis key this gallery writes (several galleries can share one Redis).
     #[arg(long, env = "GALLERY_REDIS_PREFIX", default_value = "gallery:")]
     pub redis_prefix: String,
+    /// Redis replicas that must hold each write before the gallery acknowledges it (WAIT), so
+    /// a failover loses none; 0 waits for none, as a single Redis needs.
+    #[arg(long, env = "GALLERY_REDIS_MIN_REPLICAS", default_value_t = 0)]
+    pub redis_min_replicas: u32,
     /// RabbitMQ carrying the processing jobs. Unset: embedded, in the data dir.
     #[arg(long, env = "GALLERY_AMQP_URL", hide_env_values = true)]
     pub amqp_url: Option<String>,

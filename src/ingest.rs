@@ -230,7 +230,9 @@ pub async fn accept(
         return Err(IngestError::unavailable("storing the original")(error));
     }
     if let Err(error) = backends.index.insert(&photo).await {
-        undo(backends, &photo, false).await;
+        // A failed insert may still have landed (written, but not confirmed by the replicas
+        // in time); make sure it did not.
+        undo(backends, &photo).await;
         return Err(IngestError::unavailable("recording the photo")(error));
     }
     #[cfg(feature = "test-hooks")]
@@ -244,7 +246,7 @@ pub async fn accept(
     let job = Job::of(&photo);
     let (_, published) = tokio::join!(backends.announce(&photo), backends.queue.publish(&job));
     if let Err(error) = published {
-        undo(backends, &photo, true).await;
+        undo(backends, &photo).await;
         // Not awaited: the broker just failed, and the client waits for this answer.
         let backends = backends.clone();
         let gone = photo.clone();
@@ -288,11 +290,9 @@ pub async fn requeue_stranded(backends: &Backends, grace: Duration) -> anyhow::R
     Ok(requeued)
 }
 
-async fn undo(backends: &Backends, photo: &Photo, recorded: bool) {
-    if recorded {
-        if let Err(error) = backends.index.remove(&photo.id).await {
-            tracing::error!(id = %photo.id, error = format!("{error:#}"), "could not undo metadata of a failed upload");
-        }
+async fn undo(backends: &Backends, photo: &Photo) {
+    if let Err(error) = backends.index.remove(&photo.id).await {
+        tracing::error!(id = %photo.id, error = format!("{error:#}"), "could not undo metadata of a failed upload");
     }
     if let Err(error) = backends
         .storage

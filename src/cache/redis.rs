@@ -6,6 +6,10 @@
 //! in the transaction that writes the record. `{prefix}finished:{minute}:done` (and
 //! `:failed`) count the jobs finished in a minute (minutes since the Unix epoch), each key
 //! expiring `ACTIVITY_KEPT` after its minute.
+//!
+//! `connect` reaches a single Redis or, behind Sentinel, whichever node is the primary now;
+//! `Durable` makes the writes the app acknowledges wait for replicas, so that a failover
+//! loses none of them.
 
 use std::time::Duration;
 
@@ -14,8 +18,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use fred::clients::Transaction;
 use fred::prelude::*;
+use fred::types::config::Server;
 use fred::types::sorted_sets::{ZRange, ZRangeBound, ZRangeKind, ZSort};
-use fred::types::{Expiration, SetOptions};
+use fred::types::{ClusterHash, CustomCommand, Expiration, SetOptions};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{minutes_up_to, Finished, MinuteCount, Page, PhotoIndex, ACTIVITY_KEPT};
@@ -24,27 +29,52 @@ use crate::domain::{ContentHash, Photo, PhotoId, Status};
 /// Where the index lives in Redis.
 #[derive(Debug, Clone)]
 pub struct RedisSettings {
-    /// `redis://[:password@]host:port[/db]`; secret, since it may hold the password.
+    /// `redis://[:password@]host:port[/db]`, or a primary found through Sentinel:
+    /// `redis-sentinel://[:password@]host:26379[/db]?sentinelServiceName=NAME&node=host2:26379
+    /// [&sentinelPassword=…]`; secret, since it may hold passwords.
     pub url: SecretString,
     /// Prefix of every key written, so several galleries can share one Redis.
     pub prefix: String,
+    /// How many replicas must hold a write before the app acknowledges it (see `Durable`);
+    /// 0, for a single Redis, waits for none.
+    pub min_replicas: u32,
 }
 
 pub struct RedisIndex {
     client: Client,
+    /// Writes the app acknowledges: records, status changes, removals. Clearing a photo's
+    /// not-yet-queued mark is not one: lost, it only queues the job once more.
+    durable: Durable,
     prefix: String,
 }
 
-/// Connects once; afterwards fred reconnects on its own with exponential backoff. The
-/// index and the accounts store share the client.
+/// The index's and the accounts store's way into Redis (they share it).
+#[derive(Clone)]
+pub struct Redis {
+    /// Reads, and writes nobody is told about.
+    pub client: Client,
+    /// Writes the app acknowledges.
+    pub durable: Durable,
+}
+
+/// Writers of their own, so a `WAIT` holding one up never delays the others.
+const DURABLE_WRITERS: usize = 4;
+
+/// Connects once; afterwards fred reconnects on its own with exponential backoff, and behind
+/// Sentinel each reconnection asks the Sentinels where the primary is now, so writes follow
+/// a failover without a restart.
 /// Its own timeouts are the deadline every backend call runs under (`deadline`), so a
 /// frozen Redis costs a command no more than that.
-pub async fn connect(settings: &RedisSettings, deadline: Duration) -> anyhow::Result<Client> {
-    // fred's error would quote the URL, password included.
+pub async fn connect(settings: &RedisSettings, deadline: Duration) -> anyhow::Result<Redis> {
+    // fred's error would quote the URL, passwords included.
     let config = Config::from_url(settings.url.expose_secret()).map_err(|_| {
-        anyhow::anyhow!("invalid Redis URL (expected redis://[:password@]host:port)")
+        anyhow::anyhow!(
+            "invalid Redis URL (expected redis://[:password@]host:port, or \
+             redis-sentinel://[:password@]host:port?sentinelServiceName=NAME)"
+        )
     })?;
-    let client = Builder::from_config(config)
+    let mut builder = Builder::from_config(config);
+    builder
         .with_connection_config(|c| {
             c.connection_timeout = deadline;
             c.internal_command_timeout = deadline;
@@ -52,17 +82,149 @@ pub async fn connect(settings: &RedisSettings, deadline: Duration) -> anyhow::Re
         .with_performance_config(|p| {
             p.default_command_timeout = deadline;
         })
-        .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
-        .build()
-        .context("invalid Redis settings")?;
+        .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2));
+    let client = builder.build().context("invalid Redis settings")?;
     client.init().await.context("Redis is not reachable")?;
-    Ok(client)
+    let durable = match settings.min_replicas {
+        0 => Durable::unreplicated(client.clone()),
+        replicas => {
+            let writers = builder
+                .build_pool(DURABLE_WRITERS)
+                .context("invalid Redis settings")?;
+            writers.init().await.context("Redis is not reachable")?;
+            // A quarter of the deadline: replicas answer in a millisecond, or within a second
+            // of a failover; without one, a refused upload (its write, then the undo, each
+            // waiting this long) still answers within the deadline.
+            let timeout = (deadline / 4).as_millis().max(1) as i64;
+            Durable::replicated(writers, replicas.into(), timeout)
+        }
+    };
+    Ok(Redis { client, durable })
+}
+
+/// Writes that must outlive the loss of the primary. Replication is asynchronous: a write the
+/// primary has answered may not have reached a replica when the primary dies, and Sentinel
+/// then promotes a replica without it. With `min_replicas` set, each write is followed by
+/// `WAIT min_replicas`, which answers once that many replicas hold everything its connection
+/// wrote, so the replica Sentinel promotes (the most up to date) has the write. WAIT holds
+/// its connection until the replicas answer, so these writes have connections of their own:
+/// reads never queue behind one, and go on while no replica answers.
+#[derive(Clone)]
+pub struct Durable {
+    writers: Writers,
+}
+
+#[derive(Clone)]
+enum Writers {
+    /// A single Redis: writes go on the shared client, acknowledged as the primary answers.
+    Unreplicated(Client),
+    Replicated {
+        pool: Pool,
+        replicas: i64,
+        /// How long WAIT waits for the replicas, in ms.
+        timeout: i64,
+    },
+}
+
+impl Durable {
+    fn unreplicated(client: Client) -> Self {
+        Durable {
+            writers: Writers::Unreplicated(client),
+        }
+    }
+
+    fn replicated(pool: Pool, replicas: i64, timeout: i64) -> Self {
+        Durable {
+            writers: Writers::Replicated {
+                pool,
+                replicas,
+                timeout,
+            },
+        }
+    }
+
+    /// A connection for one write; `confirm` the write on it before acknowledging it.
+    pub fn writer(&self) -> Writer {
+        match &self.writers {
+            Writers::Unreplicated(client) => Writer {
+                client: client.clone(),
+                wait: None,
+            },
+            Writers::Replicated {
+                pool,
+                replicas,
+                timeout,
+            } => {
+                let client = pool.next().clone();
+                Writer {
+                    wait: Some(Wait {
+                        replicas: *replicas,
+                        timeout: *timeout,
+                        primary: primary(&client),
+                    }),
+                    client,
+                }
+            }
+        }
+    }
+}
+
+/// One write's connection, from `Durable::writer`.
+pub struct Writer {
+    client: Client,
+    wait: Option<Wait>,
+}
+
+struct Wait {
+    replicas: i64,
+    timeout: i64,
+    /// The primary the connection had before the write: none while it reconnects.
+    primary: Option<Server>,
+}
+
+/// The server a client's connection is to (behind Sentinel, the primary), if connected.
+fn primary(client: &Client) -> Option<Server> {
+    client.active_connections().into_iter().next()
+}
+
+impl Writer {
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Answers once enough replicas hold what was written on this connection; an error when
+    /// they do not within the timeout, or when the connection moved to another primary
+    /// meanwhile (WAIT on the new one would count replicas that never had the write).
+    pub async fn confirm(self) -> anyhow::Result<()> {
+        let Some(wait) = self.wait else {
+            return Ok(());
+        };
+        // A write sent while disconnected went to the primary connected to since.
+        let written_on = wait.primary.or_else(|| primary(&self.client));
+        let command = CustomCommand::new_static("WAIT", ClusterHash::FirstKey, true);
+        let acked: i64 = self
+            .client
+            .custom(command, vec![wait.replicas, wait.timeout])
+            .await
+            .context("Redis replication check failed")?;
+        if written_on.is_none() || primary(&self.client) != written_on {
+            anyhow::bail!("Redis changed primaries during the write");
+        }
+        if acked < wait.replicas {
+            anyhow::bail!(
+                "{acked} of the {} Redis replicas required confirmed the write",
+                wait.replicas
+            );
+        }
+        Ok(())
+    }
 }
 
 impl RedisIndex {
-    pub fn new(client: Client, prefix: &str) -> Self {
+    pub fn new(redis: Redis, prefix: &str) -> Self {
         RedisIndex {
-            client,
+            client: redis.client,
+            durable: redis.durable,
             prefix: prefix.to_owned(),
         }
     }
@@ -206,7 +368,8 @@ impl PhotoIndex for RedisIndex {
 
     async fn insert(&self, photo: &Photo) -> anyhow::Result<()> {
         let json = serde_json::to_string(photo)?;
-        let tx = self.client.multi();
+        let writer = self.durable.writer();
+        let tx = writer.client().multi();
         let _: () = tx
             .set(self.record_key(&photo.id), json, None, None, false)
             .await?;
@@ -240,6 +403,7 @@ impl PhotoIndex for RedisIndex {
             self.track_failed(&tx, photo).await?;
         }
         let _: () = tx.exec(true).await.context("Redis insert failed")?;
+        writer.confirm().await.context("Redis insert failed")?;
         Ok(())
     }
 
@@ -282,7 +446,8 @@ impl PhotoIndex for RedisIndex {
     async fn update(&self, photo: &Photo) -> anyhow::Result<bool> {
         let json = serde_json::to_string(photo)?;
         // SET .. XX writes only if the record still exists: atomic against a concurrent delete.
-        let tx = self.client.multi();
+        let writer = self.durable.writer();
+        let tx = writer.client().multi();
         let _: () = tx
             .set(
                 self.record_key(&photo.id),
@@ -297,12 +462,13 @@ impl PhotoIndex for RedisIndex {
             tx.exec(true).await.context("Redis update failed")?;
         if written.is_none() && photo.status == Status::Failed {
             // Removed meanwhile: take back the id the transaction listed anyway.
-            let _: i64 = self
-                .client
+            let _: i64 = writer
+                .client()
                 .zrem(self.failed_key(), photo.id.as_str())
                 .await
                 .context("Redis update failed")?;
         }
+        writer.confirm().await.context("Redis update failed")?;
         Ok(written.is_some())
     }
 
@@ -310,7 +476,8 @@ impl PhotoIndex for RedisIndex {
         let json = serde_json::to_string(photo)?;
         // One transaction: the mark goes in even if the record turns out to be gone (SET XX
         // writes nothing then), which the sweep clears when it finds no photo.
-        let tx = self.client.multi();
+        let writer = self.durable.writer();
+        let tx = writer.client().multi();
         let _: () = tx
             .set(
                 self.record_key(&photo.id),
@@ -333,6 +500,7 @@ impl PhotoIndex for RedisIndex {
         self.track_failed(&tx, photo).await?;
         let (written, _, _): (Option<String>, i64, i64) =
             tx.exec(true).await.context("Redis update failed")?;
+        writer.confirm().await.context("Redis update failed")?;
         Ok(written.is_some())
     }
 
@@ -345,7 +513,8 @@ impl PhotoIndex for RedisIndex {
             .ok()
             .flatten()
             .and_then(|photo| photo.sha256);
-        let tx = self.client.multi();
+        let writer = self.durable.writer();
+        let tx = writer.client().multi();
         let _: () = tx.del(self.record_key(id)).await?;
         let _: () = tx.zrem(self.order_key(), id.as_str()).await?;
         let _: () = tx.zrem(self.unqueued_key(), id.as_str()).await?;
@@ -354,6 +523,7 @@ impl PhotoIndex for RedisIndex {
             let _: () = tx.srem(self.hash_key(hash), id.as_str()).await?;
         }
         let counts: Vec<i64> = tx.exec(true).await.context("Redis delete failed")?;
+        writer.confirm().await.context("Redis delete failed")?;
         Ok(counts.first().is_some_and(|deleted| *deleted > 0))
     }
 
@@ -419,5 +589,35 @@ impl PhotoIndex for RedisIndex {
                 MinuteCount::new(minute, count(0), count(1))
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(url: &str) -> RedisSettings {
+        RedisSettings {
+            url: url.into(),
+            prefix: "gallery:".into(),
+            min_replicas: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bad_url_is_refused_without_quoting_its_passwords() {
+        for url in [
+            // No service name: fred cannot tell which primary to ask for.
+            "redis-sentinel://:data-secret@127.0.0.1:26379/0?sentinelPassword=sentinel-secret",
+            "redis-sentinel://:data-secret@127.0.0.1:notaport/0?sentinelServiceName=gallery",
+            "redis://:data-secret@127.0.0.1:6379/notadb",
+        ] {
+            let error = match connect(&settings(url), Duration::from_millis(200)).await {
+                Ok(_) => panic!("{url} was taken"),
+                Err(error) => format!("{error:#}"),
+            };
+            assert!(error.contains("invalid Redis URL"), "{error}");
+            assert!(!error.contains("secret"), "{error}");
+        }
     }
 }

@@ -76,6 +76,7 @@ impl Settings {
                 RedisSettings {
                     url,
                     prefix: args.redis_prefix.clone(),
+                    min_replicas: args.redis_min_replicas,
                 }
             });
         let queue = QueueSettings {
@@ -316,6 +317,18 @@ mod tests {
                 .map(|t| t.expose_secret().to_owned()),
             Some("123:tgtoken-6d4c".into())
         );
+    }
+
+    #[test]
+    fn redis_writes_wait_for_no_replica_unless_told() {
+        let (settings, _) = serve(&["--redis-url=redis://redis:6379"]).expect("valid settings");
+        assert_eq!(settings.backends.redis.expect("Redis").min_replicas, 0);
+        let (settings, _) = serve(&[
+            "--redis-url=redis-sentinel://s1:26379/0?sentinelServiceName=gallery",
+            "--redis-min-replicas=1",
+        ])
+        .expect("valid settings");
+        assert_eq!(settings.backends.redis.expect("Redis").min_replicas, 1);
     }
 
     #[test]

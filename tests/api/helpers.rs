@@ -168,6 +168,7 @@ pub fn test_settings() -> Settings {
     settings.backends.redis = Some(RedisSettings {
         url: redis_url().into(),
         prefix: format!("test:{tag}:"),
+        min_replicas: 0,
     });
     settings.backends.queue.amqp_url = Some(amqp_url().into());
     settings.backends.queue.name = format!("test.{tag}");

@@ -263,3 +263,211 @@ impl Drop for OwnS3 {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// The data nodes' password, and the Sentinels' own, as a deployment would set them apart.
+const DATA_PASSWORD: &str = "data-pass-7d1f";
+const SENTINEL_PASSWORD: &str = "sentinel-pass-2b9e";
+/// The name the Sentinels know the primary by.
+const SERVICE: &str = "gallery";
+
+/// A Redis primary with two replicas behind three Sentinels, each a process of its own (own
+/// port, own dir, own process group; each Sentinel its own config file, which it rewrites).
+/// The data nodes keep nothing on disk. Failovers are quick: a primary is down after 1 s
+/// without an answer.
+pub struct OwnSentinelRedis {
+    /// Data nodes by port; the first starts as the primary.
+    nodes: Vec<(u16, Group)>,
+    sentinels: Vec<(u16, Group)>,
+}
+
+impl OwnSentinelRedis {
+    pub async fn start() -> OwnSentinelRedis {
+        let mut nodes: Vec<(u16, Group)> = Vec::new();
+        for role in ["primary", "replica", "replica"] {
+            let port = free_port();
+            let dir = fresh_dir("redis-node");
+            let mut command = Command::new("redis-server");
+            command.args(["--bind", "127.0.0.1", "--port", &port.to_string()]);
+            command.args(["--save", "", "--appendonly", "no"]);
+            command.args(["--dir", &dir.display().to_string()]);
+            command.args([
+                "--requirepass",
+                DATA_PASSWORD,
+                "--masterauth",
+                DATA_PASSWORD,
+            ]);
+            if role == "replica" {
+                command.args(["--replicaof", "127.0.0.1", &nodes[0].0.to_string()]);
+            }
+            let group = Group::start("redis-server", command, dir);
+            group.wait_listening(port).await;
+            nodes.push((port, group));
+        }
+        let primary = nodes[0].0;
+        let mut sentinels = Vec::new();
+        for _ in 0..3 {
+            let port = free_port();
+            let dir = fresh_dir("redis-sentinel");
+            let config = dir.join("sentinel.conf");
+            std::fs::write(
+                &config,
+                format!(
+                    "bind 127.0.0.1\nport {port}\ndir {dir}\n\
+                     requirepass {SENTINEL_PASSWORD}\nsentinel sentinel-pass {SENTINEL_PASSWORD}\n\
+                     sentinel monitor {SERVICE} 127.0.0.1 {primary} 2\n\
+                     sentinel auth-pass {SERVICE} {DATA_PASSWORD}\n\
+                     sentinel down-after-milliseconds {SERVICE} 1000\n\
+                     sentinel failover-timeout {SERVICE} 3000\n",
+                    dir = dir.display()
+                ),
+            )
+            .expect("sentinel config");
+            let mut command = Command::new("redis-server");
+            command.arg(&config).arg("--sentinel");
+            let group = Group::start("redis-server --sentinel", command, dir);
+            group.wait_listening(port).await;
+            sentinels.push((port, group));
+        }
+        let redis = OwnSentinelRedis { nodes, sentinels };
+        redis.wait_healthy().await;
+        redis
+    }
+
+    /// fred's Sentinel URL: the data nodes' password, the Sentinels (one in the authority, the
+    /// others as `node`), the service, and the Sentinels' password.
+    pub fn url(&self) -> String {
+        let first = self.sentinels[0].0;
+        let others: String = self.sentinels[1..]
+            .iter()
+            .map(|(port, _)| format!("&node=127.0.0.1:{port}"))
+            .collect();
+        format!(
+            "redis-sentinel://:{DATA_PASSWORD}@127.0.0.1:{first}/0?sentinelServiceName={SERVICE}\
+             {others}&sentinelPassword={SENTINEL_PASSWORD}"
+        )
+    }
+
+    /// The passwords, which nothing the app says may contain.
+    pub fn secrets() -> [&'static str; 2] {
+        [DATA_PASSWORD, SENTINEL_PASSWORD]
+    }
+
+    /// Waits (a minute at most) until every Sentinel knows the other two and sees two
+    /// replicas in sync and answering: then a failover can elect a leader and promote one.
+    pub async fn wait_healthy(&self) {
+        for (port, _) in &self.sentinels {
+            wait_until(
+                &format!("the Sentinel on {port} to see everyone"),
+                || async {
+                    let master = ask(*port, SENTINEL_PASSWORD, &["SENTINEL", "MASTER", SERVICE]);
+                    let replicas =
+                        ask(*port, SENTINEL_PASSWORD, &["SENTINEL", "REPLICAS", SERVICE]);
+                    let (Some(master), Some(replicas)) = tokio::join!(master, replicas) else {
+                        return false;
+                    };
+                    let replicas: Vec<Vec<fred::types::Value>> =
+                        items(replicas).into_iter().map(items).collect();
+                    field(&items(master), "num-other-sentinels").as_deref() == Some("2")
+                        && replicas.len() == 2
+                        && replicas.iter().all(|replica| {
+                            field(replica, "flags").as_deref() == Some("slave")
+                                && field(replica, "master-link-status").as_deref() == Some("ok")
+                        })
+                },
+            )
+            .await;
+        }
+    }
+
+    /// The port of the primary, as the first Sentinel that answers knows it.
+    pub async fn primary(&self) -> u16 {
+        for (port, _) in &self.sentinels {
+            let command = ["SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE];
+            if let Some(address) = ask(*port, SENTINEL_PASSWORD, &command).await {
+                let port = items(address)
+                    .get(1)
+                    .and_then(|port| port.as_str()?.parse().ok());
+                if let Some(primary) = port {
+                    return primary;
+                }
+            }
+        }
+        panic!("no Sentinel names the primary");
+    }
+
+    fn node(&self, port: u16) -> &Group {
+        let (_, group) = self
+            .nodes
+            .iter()
+            .find(|(node, _)| *node == port)
+            .expect("a data node");
+        group
+    }
+
+    /// kill -9 of the data node on `port`.
+    pub fn kill(&self, port: u16) {
+        self.node(port).signal("KILL");
+    }
+
+    /// SIGSTOP (or SIGCONT) of every data node but the primary on `primary`.
+    pub fn freeze_replicas(&self, primary: u16, freeze: bool) {
+        for (port, group) in &self.nodes {
+            if *port != primary {
+                group.signal(if freeze { "STOP" } else { "CONT" });
+            }
+        }
+    }
+}
+
+/// Waits (60 s at most) until `ready` says so.
+async fn wait_until<F, Fut>(what: &str, ready: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..600 {
+        if ready().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("waited a minute for {what}");
+}
+
+/// One command to the Redis (or Sentinel) on `port`; `None` when it cannot be reached or
+/// refuses.
+async fn ask(port: u16, password: &str, command: &[&str]) -> Option<fred::types::Value> {
+    use fred::prelude::*;
+    use fred::types::{ClusterHash, CustomCommand};
+    let config = Config {
+        server: ServerConfig::new_centralized("127.0.0.1", port),
+        password: Some(password.into()),
+        ..Config::default()
+    };
+    let client = Builder::from_config(config)
+        .with_connection_config(|c| c.connection_timeout = Duration::from_secs(2))
+        .build()
+        .ok()?;
+    client.init().await.ok()?;
+    let (name, args) = command.split_first()?;
+    let command = CustomCommand::new(name.to_string(), ClusterHash::FirstKey, false);
+    let answer = client.custom(command, args.to_vec()).await.ok();
+    let _ = client.quit().await;
+    answer
+}
+
+/// An array answer's items (an array in RESP2, a map in RESP3 both come as one flat list).
+fn items(value: fred::types::Value) -> Vec<fred::types::Value> {
+    match value {
+        fred::types::Value::Array(items) => items,
+        other => vec![other],
+    }
+}
+
+/// The value after `name` in a flat `name, value, …` answer.
+fn field(pairs: &[fred::types::Value], name: &str) -> Option<String> {
+    let at = pairs
+        .iter()
+        .position(|item| item.as_str().as_deref() == Some(name))?;
+    pairs.get(at + 1)?.as_string()
+}

@@ -11,16 +11,21 @@ use fred::prelude::*;
 use fred::types::{Expiration, SetOptions};
 
 use super::{AccountStore, Table};
+use crate::cache::redis::{Durable, Redis};
 
 pub struct RedisAccounts {
     client: Client,
+    /// Every write but the login-attempt counters: people, sessions, tokens, links, and
+    /// their removal (a revoked session must stay revoked after a failover).
+    durable: Durable,
     prefix: String,
 }
 
 impl RedisAccounts {
-    pub fn new(client: Client, prefix: &str) -> Self {
+    pub fn new(redis: Redis, prefix: &str) -> Self {
         RedisAccounts {
-            client,
+            client: redis.client,
+            durable: redis.durable,
             prefix: format!("{prefix}account:"),
         }
     }
@@ -57,8 +62,9 @@ impl AccountStore for RedisAccounts {
     ) -> anyhow::Result<bool> {
         let value = Bytes::copy_from_slice(value);
         let record = self.key(table, key);
+        let writer = self.durable.writer();
         let written: Option<String> = if listed(table) {
-            let tx = self.client.multi();
+            let tx = writer.client().multi();
             let _: () = tx
                 .set(&record, value, expiration(ttl), Some(SetOptions::NX), false)
                 .await?;
@@ -67,11 +73,20 @@ impl AccountStore for RedisAccounts {
                 tx.exec(true).await.context("Redis write failed")?;
             written
         } else {
-            self.client
+            writer
+                .client()
                 .set(&record, value, expiration(ttl), Some(SetOptions::NX), false)
                 .await
                 .context("Redis write failed")?
         };
+        if let Err(error) = writer.confirm().await {
+            if written.is_some() {
+                // Taken but not confirmed: let go, so that a failed create leaves nothing (a
+                // set-up or an e-mail address tried again must not find itself taken).
+                let _ = self.remove(table, key).await;
+            }
+            return Err(error.context("Redis write failed"));
+        }
         Ok(written.is_some())
     }
 
@@ -84,18 +99,20 @@ impl AccountStore for RedisAccounts {
     ) -> anyhow::Result<()> {
         let value = Bytes::copy_from_slice(value);
         let record = self.key(table, key);
+        let writer = self.durable.writer();
         if listed(table) {
-            let tx = self.client.multi();
+            let tx = writer.client().multi();
             let _: () = tx.set(&record, value, expiration(ttl), None, false).await?;
             let _: () = tx.sadd(self.listing(table), key).await?;
             let _: () = tx.exec(true).await.context("Redis write failed")?;
         } else {
-            let _: () = self
-                .client
+            let _: () = writer
+                .client()
                 .set(&record, value, expiration(ttl), None, false)
                 .await
                 .context("Redis write failed")?;
         }
+        writer.confirm().await.context("Redis write failed")?;
         Ok(())
     }
 
@@ -109,19 +126,23 @@ impl AccountStore for RedisAccounts {
     }
 
     async fn remove(&self, table: Table, key: &str) -> anyhow::Result<bool> {
-        let tx = self.client.multi();
+        let writer = self.durable.writer();
+        let tx = writer.client().multi();
         let _: () = tx.del(self.key(table, key)).await?;
         let _: () = tx.srem(self.listing(table), key).await?;
         let (deleted, _): (i64, i64) = tx.exec(true).await.context("Redis delete failed")?;
+        writer.confirm().await.context("Redis delete failed")?;
         Ok(deleted > 0)
     }
 
     async fn take(&self, table: Table, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
-        let tx = self.client.multi();
+        let writer = self.durable.writer();
+        let tx = writer.client().multi();
         let _: () = tx.getdel(self.key(table, key)).await?;
         let _: () = tx.srem(self.listing(table), key).await?;
         let (value, _): (Option<Bytes>, i64) =
             tx.exec(true).await.context("Redis delete failed")?;
+        writer.confirm().await.context("Redis delete failed")?;
         Ok(value.map(|value| value.to_vec()))
     }
 
