@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use gallery::backends::Backends;
 use gallery::routes::WebSettings;
 use gallery::startup::Application;
 use gallery::storage::S3Store;
