@@ -50,6 +50,13 @@ impl Settings {
         }
     }
 
+    /// Retries failed jobs after `retry`'s delays: the worker's schedule, and the delay queues
+    /// the broker keeps for it, which must match.
+    pub fn set_retry(&mut self, retry: RetryPolicy) {
+        self.worker.retry = retry;
+        self.backends.queue.retry_delays = self.worker.retry_delays();
+    }
+
     pub fn from_args(args: &SharedArgs, tuning: Option<&WorkerTuning>) -> anyhow::Result<Self> {
         let s3 = match &args.s3_endpoint {
             None => None,
@@ -78,10 +85,6 @@ impl Settings {
                     prefix: args.redis_prefix.clone(),
                 }
             });
-        let queue = QueueSettings {
-            amqp_url: secret("GALLERY_AMQP_URL", &args.amqp_url, &args.amqp_url_file)?,
-            name: args.job_queue.clone(),
-        };
         let defaults = WorkerSettings::default();
         let worker = WorkerSettings {
             concurrency: tuning.map_or(defaults.concurrency, |t| t.concurrency),
@@ -94,6 +97,11 @@ impl Settings {
             },
             #[cfg(feature = "test-hooks")]
             job_delay: Duration::from_millis(tuning.map_or(0, |t| t.job_delay_ms)),
+        };
+        let queue = QueueSettings {
+            amqp_url: secret("GALLERY_AMQP_URL", &args.amqp_url, &args.amqp_url_file)?,
+            name: args.job_queue.clone(),
+            retry_delays: worker.retry_delays(),
         };
         Ok(Settings {
             backends: BackendSettings {
