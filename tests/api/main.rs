@@ -23,6 +23,7 @@ mod notifier;
 mod own_services;
 mod photos;
 mod processing;
+mod quorum;
 mod resilience;
 mod serve;
 mod upload;
