@@ -110,10 +110,14 @@ struct Inner {
 impl AmqpQueue {
     /// Checks the URLs only; connections are opened when first needed.
     pub fn new(url: &SecretString, settings: &QueueSettings, role: &str) -> anyhow::Result<Self> {
-        let nodes = node_urls(url.expose_secret())
+        let urls = node_urls(url.expose_secret());
+        let count = urls.len();
+        let nodes = urls
             .into_iter()
-            .map(|url| {
-                let mut node = connection_args(url)?;
+            .enumerate()
+            .map(|(at, url)| {
+                let mut node =
+                    connection_args(url).with_context(|| format!("URL {} of {count}", at + 1))?;
                 node.connection_name(&format!("gallery-{role}-{}", settings.name));
                 Ok(node)
             })
@@ -994,6 +998,17 @@ mod tests {
             node_urls("amqp://guest:guest@rabbitmq"),
             ["amqp://guest:guest@rabbitmq"]
         );
+    }
+
+    #[test]
+    fn an_invalid_url_is_named_by_its_place_not_its_text() {
+        let setting = SecretString::from("amqp://u:p@a/%2f,amqp://u:secret-7@b:notaport/%2f");
+        let error = AmqpQueue::new(&setting, &QueueSettings::default(), "test")
+            .err()
+            .expect("refused");
+        let error = format!("{error:#}");
+        assert!(error.starts_with("URL 2 of 2: invalid AMQP URL"), "{error}");
+        assert!(!error.contains("secret-7"), "{error}");
     }
 
     #[test]

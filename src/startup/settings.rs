@@ -373,6 +373,11 @@ mod tests {
         assert_eq!(settings.limits.max_upload_bytes, 52_428_800);
         assert_eq!(settings.worker.max_attempts, 3);
         assert_eq!(settings.worker.retry.delay(2), Duration::from_secs(4));
+        // One delay queue per wait a retry can have: attempts 1 to 3.
+        assert_eq!(
+            settings.backends.queue.retry_delays,
+            [2, 4, 8].map(Duration::from_secs)
+        );
         assert_eq!(settings.worker.engine.jpeg_quality, 82);
         assert_eq!(settings.backends.queue.name, "gallery.jobs");
         assert_eq!(settings.variants, VariantSpec::standard());

@@ -1,6 +1,6 @@
 //! Redis and RabbitMQ instances a test starts for itself (own ports, own data dir, own
-//! process group), to freeze or kill without touching the machine's shared ones. Each ends
-//! with the value that started it.
+//! process group), to freeze or kill without touching the machine's shared ones, and a
+//! cluster of three RabbitMQ nodes. Each ends with the value that started it.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
