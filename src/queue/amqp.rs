@@ -101,6 +101,8 @@ struct Inner {
     nodes: Vec<OpenConnectionArguments>,
     /// The node the next connection tries first (modulo their number).
     next_node: AtomicUsize,
+    /// What the broker lists this process's connections as, each with what it is for.
+    connection_name: String,
     queue: String,
     /// The retry schedule's steps, shortest first, never empty: one delay queue each per lane.
     retry_delays: Vec<Duration>,
@@ -116,10 +118,7 @@ impl AmqpQueue {
             .into_iter()
             .enumerate()
             .map(|(at, url)| {
-                let mut node =
-                    connection_args(url).with_context(|| format!("URL {} of {count}", at + 1))?;
-                node.connection_name(&format!("gallery-{role}-{}", settings.name));
-                Ok(node)
+                connection_args(url).with_context(|| format!("URL {} of {count}", at + 1))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         if nodes.is_empty() {
@@ -142,6 +141,7 @@ impl AmqpQueue {
             inner: Arc::new(Inner {
                 next_node: AtomicUsize::new(fastrand::usize(..nodes.len())),
                 nodes,
+                connection_name: format!("gallery-{role}-{}", settings.name),
                 queue: settings.name.clone(),
                 retry_delays,
                 publisher: Mutex::new(None),
@@ -170,21 +170,22 @@ impl AmqpQueue {
 }
 
 impl Inner {
-    /// Opens a connection, trying every node in turn from the next one; fails only when none
-    /// answers.
-    async fn connect(&self) -> anyhow::Result<Connection> {
+    /// Opens a connection for `purpose` ("publish", "jobs", …: it ends the name the broker
+    /// lists it by), trying every node in turn from the next one; fails only when none answers.
+    async fn connect(&self, purpose: &str) -> anyhow::Result<Connection> {
         let count = self.nodes.len();
         let first = self.next_node.fetch_add(1, Ordering::Relaxed);
         let mut failures = Vec::new();
         for offset in 0..count {
-            let node = &self.nodes[(first + offset) % count];
-            let failure = match tokio::time::timeout(CONNECT_TIMEOUT, Connection::open(node)).await
+            let mut node = self.nodes[(first + offset) % count].clone();
+            node.connection_name(&format!("{}-{purpose}", self.connection_name));
+            let failure = match tokio::time::timeout(CONNECT_TIMEOUT, Connection::open(&node)).await
             {
                 Ok(Ok(connection)) => {
                     if !failures.is_empty() {
                         tracing::warn!(
                             "connected to RabbitMQ at {} after {}",
-                            address(node),
+                            address(&node),
                             failures.join("; ")
                         );
                     }
@@ -193,7 +194,7 @@ impl Inner {
                 Ok(Err(error)) => format!("{error}"),
                 Err(_) => format!("no answer within {CONNECT_TIMEOUT:?}"),
             };
-            failures.push(format!("{}: {failure}", address(node)));
+            failures.push(format!("{}: {failure}", address(&node)));
         }
         bail!("RabbitMQ is not reachable ({})", failures.join("; "))
     }
@@ -205,7 +206,7 @@ impl Inner {
         prefetch: u16,
         manual_ack: bool,
     ) -> anyhow::Result<Subscription> {
-        let connection = self.connect().await?;
+        let connection = self.connect("jobs").await?;
         self.declare(&connection).await?;
         let channel = connection.open_channel(None).await?;
         Subscription::start(connection, channel, queue, prefetch, manual_ack).await
@@ -232,20 +233,20 @@ impl Inner {
         Ok(u64::from(ready))
     }
 
-    /// Publishes and waits for the confirm. A refusal or a lost connection (opened again, on
-    /// the next node that answers) is tried again a few times over `PUBLISH_RETRY`: a quorum
-    /// queue whose leader's node just failed refuses messages until it has a new leader.
+    /// Publishes and waits for the confirm. A failure (a refusal, a lost connection) is tried
+    /// again a few times over `PUBLISH_RETRY`, each time on a new connection, to the next node
+    /// that answers: a quorum queue whose leader's node just failed refuses messages until it
+    /// has a new leader, and a channel opened while it had none may go on refusing after it
+    /// has one (RabbitMQ 3.10 was seen nacking for a minute on such a channel, while a new
+    /// one published at once).
     async fn publish(&self, message: Outgoing<'_>) -> anyhow::Result<()> {
         let mut attempt = 1;
         loop {
             let error = match self.publish_once(&message).await {
                 Ok(()) => return Ok(()),
-                Err(PublishError::Refused(error)) => error,
-                Err(PublishError::Lost(error)) => {
-                    *self.publisher.lock().await = None;
-                    error
-                }
+                Err(error) => error,
             };
+            *self.publisher.lock().await = None;
             if attempt >= PUBLISH_ATTEMPTS {
                 return Err(error);
             }
@@ -256,17 +257,15 @@ impl Inner {
         }
     }
 
-    async fn publish_once(&self, message: &Outgoing<'_>) -> Result<(), PublishError> {
+    async fn publish_once(&self, message: &Outgoing<'_>) -> anyhow::Result<()> {
         let confirmed = {
             // Held across register + publish so confirm tags match publish order.
             let mut guard = self.publisher.lock().await;
             let usable = guard.as_ref().is_some_and(Publisher::is_open);
             if !usable {
-                *guard = Some(Publisher::open(self).await.map_err(PublishError::Lost)?);
+                *guard = Some(Publisher::open(self).await?);
             }
-            let publisher = guard
-                .as_ref()
-                .ok_or_else(|| PublishError::Lost(anyhow!("no publisher")))?;
+            let publisher = guard.as_ref().ok_or_else(|| anyhow!("no publisher"))?;
             let (tag, confirmed) = publisher.confirms.register();
             let mut properties = BasicProperties::default();
             properties
@@ -283,27 +282,28 @@ impl Inner {
                 .channel
                 .basic_publish(properties, message.body.clone(), arguments)
                 .await
-                .context("publish failed")
-                .map_err(PublishError::Lost)?;
-            confirmed
+                .context("publish failed")?;
+            (publisher.connection.clone(), confirmed)
         };
-        let lost = |why: String| PublishError::Lost(anyhow!(why));
-        match tokio::time::timeout(CONFIRM_TIMEOUT, confirmed).await {
+        let (connection, confirmed) = confirmed;
+        // A connection that fails (its node died) ends the wait: amqprs answers the waiting
+        // confirms of a channel the broker closes, not of a connection that drops.
+        let answer = tokio::select! {
+            answer = tokio::time::timeout(CONFIRM_TIMEOUT, confirmed) => answer,
+            _ = connection.listen_network_io_failure() => {
+                bail!("the connection failed before RabbitMQ confirmed the message")
+            }
+        };
+        match answer {
             Ok(Ok(Confirm::Ack)) => Ok(()),
-            Ok(Ok(Confirm::Nack)) => Err(PublishError::Refused(anyhow!(
-                "RabbitMQ refused the message (nack)"
-            ))),
-            Ok(Ok(Confirm::Returned(why))) => Err(PublishError::Refused(anyhow!(
+            Ok(Ok(Confirm::Nack)) => bail!("RabbitMQ refused the message (nack)"),
+            Ok(Ok(Confirm::Returned(why))) => bail!(
                 "no queue took the message ({why}; exchange \"{}\", routing key \"{}\")",
                 message.exchange,
                 message.routing_key
-            ))),
-            Ok(Err(_)) => Err(lost(
-                "channel closed before RabbitMQ confirmed the message".into(),
-            )),
-            Err(_) => Err(lost(format!(
-                "RabbitMQ did not confirm the message within {CONFIRM_TIMEOUT:?}"
-            ))),
+            ),
+            Ok(Err(_)) => bail!("channel closed before RabbitMQ confirmed the message"),
+            Err(_) => bail!("RabbitMQ did not confirm the message within {CONFIRM_TIMEOUT:?}"),
         }
     }
 
@@ -319,14 +319,6 @@ impl Inner {
         })
         .await
     }
-}
-
-/// Why one publish failed.
-enum PublishError {
-    /// The broker answered no (a nack, or no queue took it): the connection is fine.
-    Refused(anyhow::Error),
-    /// The connection or its channel failed, or the broker did not answer: open another.
-    Lost(anyhow::Error),
 }
 
 /// One message to publish.
@@ -410,7 +402,7 @@ struct Publisher {
 
 impl Publisher {
     async fn open(inner: &Inner) -> anyhow::Result<Self> {
-        let connection = inner.connect().await?;
+        let connection = inner.connect("publish").await?;
         let channel = connection.open_channel(None).await?;
         let confirms = Arc::new(Confirms::default());
         channel
@@ -587,7 +579,7 @@ impl ChannelCallback for ConsumerWatch {
 #[async_trait]
 impl JobQueue for AmqpQueue {
     async fn prepare(&self) -> anyhow::Result<()> {
-        let connection = self.inner.connect().await?;
+        let connection = self.inner.connect("prepare").await?;
         let prepared = self.inner.prepare(&connection).await;
         let _ = connection.close().await;
         prepared.context("could not declare the RabbitMQ queues")
@@ -657,7 +649,7 @@ impl JobQueue for AmqpQueue {
 
     async fn subscribe_events(&self, listener: Listener) -> anyhow::Result<Box<dyn EventStream>> {
         let inner = &self.inner;
-        let connection = inner.connect().await?;
+        let connection = inner.connect("events").await?;
         inner.declare(&connection).await?;
         let channel = connection.open_channel(None).await?;
         let (queue, manual_ack, prefetch) = match &listener {

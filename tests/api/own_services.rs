@@ -196,8 +196,9 @@ impl RabbitNode {
 /// joined to the first), each in its own process group so one can be killed alone. Starting
 /// it takes half a minute.
 pub struct OwnRabbitCluster {
-    /// `None` once killed.
-    nodes: Vec<Option<RabbitNode>>,
+    nodes: Vec<RabbitNode>,
+    /// Whether each node was killed.
+    killed: Vec<bool>,
     /// HOME of every node and of `rabbitmqctl`: the shared Erlang cookie.
     home: PathBuf,
 }
@@ -212,7 +213,8 @@ impl OwnRabbitCluster {
             .expect("cookie mode");
         let nodes: Vec<RabbitNode> = (0..3).map(|_| RabbitNode::spawn(Some(&home))).collect();
         let cluster = OwnRabbitCluster {
-            nodes: nodes.into_iter().map(Some).collect(),
+            nodes,
+            killed: vec![false; 3],
             home,
         };
         for node in cluster.live() {
@@ -230,15 +232,15 @@ impl OwnRabbitCluster {
     }
 
     fn live(&self) -> impl Iterator<Item = &RabbitNode> {
-        self.nodes.iter().flatten()
+        self.nodes
+            .iter()
+            .zip(&self.killed)
+            .filter_map(|(node, killed)| (!killed).then_some(node))
     }
 
-    /// Node `index`'s Erlang name, killed or not.
+    /// Node `index`'s Erlang name.
     pub fn name(&self, index: usize) -> String {
-        self.nodes[index]
-            .as_ref()
-            .map(|node| node.name.clone())
-            .expect("a live node")
+        self.nodes[index].name.clone()
     }
 
     /// Every node's URL, comma-separated: the value of `GALLERY_AMQP_URL`.
@@ -251,7 +253,7 @@ impl OwnRabbitCluster {
 
     /// Node `index`'s URL alone.
     pub fn url(&self, index: usize) -> String {
-        self.nodes[index].as_ref().expect("a live node").url()
+        self.nodes[index].url()
     }
 
     /// `rabbitmqctl` (or `rabbitmq-queues`, …) against `node`, which must succeed; its output.
@@ -309,8 +311,8 @@ impl OwnRabbitCluster {
     fn index_of(&self, name: &str) -> usize {
         self.nodes
             .iter()
-            .position(|node| node.as_ref().is_some_and(|node| node.name == name))
-            .unwrap_or_else(|| panic!("{name} is not a live node of this cluster"))
+            .position(|node| node.name == name)
+            .unwrap_or_else(|| panic!("{name} is not a node of this cluster"))
     }
 
     /// The connections whose client-given name contains `named`: (node index, process id).
@@ -340,16 +342,17 @@ impl OwnRabbitCluster {
             .collect()
     }
 
-    /// SIGKILL to node `index` and everything it started: a crash, not a shutdown.
+    /// SIGKILL to node `index` and everything it started: a crash, not a shutdown. Returns at
+    /// once: a node busy writing to a loaded disk may take a while to go, as it would.
     pub fn kill(&mut self, index: usize) {
-        let node = self.nodes[index].take().expect("a live node");
-        drop(node);
+        self.nodes[index].group.signal("KILL");
+        self.killed[index] = true;
     }
 }
 
 impl Drop for OwnRabbitCluster {
     fn drop(&mut self) {
-        // Every node first (their groups' own Drop), then the cookie.
+        // Every node first (their groups' own Drop reaps them), then the cookie.
         self.nodes.clear();
         let _ = std::fs::remove_dir_all(&self.home);
     }

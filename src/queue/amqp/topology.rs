@@ -157,6 +157,8 @@ impl Inner {
         let mut specs =
             vec![QueueSpec::new(self.dead_queue(), quorum(None, None)?)
                 .bound(self.dead_exchange(), "")];
+        // Declared by every role, so finished photos are kept for the notifier even before
+        // it first starts.
         specs.extend(self.listener_specs(NOTIFY_LISTENER)?);
         for lane in Lane::ALL {
             let lane_queue = self.lane_queue(lane);
