@@ -237,7 +237,7 @@ impl Inner {
     /// again a few times over `PUBLISH_RETRY`, each time on a new connection, to the next node
     /// that answers: a quorum queue whose leader's node just failed refuses messages until it
     /// has a new leader, and a channel opened while it had none may go on refusing after it
-    /// has one (RabbitMQ 3.10 was seen nacking for a minute on such a channel, while a new
+    /// has one (RabbitMQ 3.10 was seen nacking for 45 s on such a channel, while a new
     /// one published at once).
     async fn publish(&self, message: Outgoing<'_>) -> anyhow::Result<()> {
         let mut attempt = 1;
