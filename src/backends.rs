@@ -133,10 +133,10 @@ impl Backends {
         let (index, accounts) = Self::connect_index(settings).await?;
         let queue: Arc<dyn JobQueue> = match &settings.queue.amqp_url {
             Some(url) => {
-                let amqp: Arc<dyn JobQueue> =
-                    Arc::new(AmqpQueue::new(url, &settings.queue.name, role)?);
+                let amqp: Arc<dyn JobQueue> = Arc::new(AmqpQueue::new(url, &settings.queue, role)?);
                 let queue: Arc<dyn JobQueue> = Bounded::new(amqp, "RabbitMQ", limit);
-                wait_for("RabbitMQ", &redact(url.expose_secret()), || queue.prepare()).await;
+                let nodes = AmqpQueue::describe_nodes(url);
+                wait_for("RabbitMQ", &nodes, || queue.prepare()).await;
                 queue
             }
             None => {

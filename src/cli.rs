@@ -356,13 +356,16 @@ pub struct SharedArgs {
     /// a failover loses none; 0 waits for none, as a single Redis needs.
     #[arg(long, env = "GALLERY_REDIS_MIN_REPLICAS", default_value_t = 0)]
     pub redis_min_replicas: u32,
-    /// RabbitMQ carrying the processing jobs. Unset: embedded, in the data dir.
+    /// RabbitMQ carrying the processing jobs: its URL, or one URL per node of a cluster,
+    /// comma-separated (each connection takes the next node that answers). Unset: embedded,
+    /// in the data dir.
     #[arg(long, env = "GALLERY_AMQP_URL", hide_env_values = true)]
     pub amqp_url: Option<String>,
     /// File holding the RabbitMQ URL (instead of GALLERY_AMQP_URL).
     #[arg(long, env = "GALLERY_AMQP_URL_FILE")]
     pub amqp_url_file: Option<PathBuf>,
-    /// Name of the job queue; the retry and dead-letter queues are named after it.
+    /// Name of the job queue; the bulk lane, retry, dead-letter and notifier queues are named
+    /// after it.
     #[arg(long, env = "GALLERY_JOB_QUEUE", default_value = "gallery.jobs")]
     pub job_queue: String,
     /// Longest any one call into S3, Redis or RabbitMQ may take before it counts as failed

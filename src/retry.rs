@@ -40,14 +40,29 @@ impl RetryPolicy {
 
     /// The wait before retry number `attempt` (1 for the first retry).
     pub fn delay(&self, attempt: u32) -> Duration {
-        let growth = f64::from(self.factor.max(1)).powi(attempt.saturating_sub(1).min(32) as i32);
-        let base = (self.initial.as_secs_f64() * growth).min(self.max.as_secs_f64());
         let spread = if self.jitter > 0.0 {
             1.0 + self.jitter.min(1.0) * (fastrand::f64() * 2.0 - 1.0)
         } else {
             1.0
         };
-        Duration::from_secs_f64((base * spread).max(0.0))
+        Duration::from_secs_f64((self.base_delay(attempt).as_secs_f64() * spread).max(0.0))
+    }
+
+    /// The wait before retry number `attempt` without its jitter.
+    fn base_delay(&self, attempt: u32) -> Duration {
+        let growth = f64::from(self.factor.max(1)).powi(attempt.saturating_sub(1).min(32) as i32);
+        Duration::from_secs_f64((self.initial.as_secs_f64() * growth).min(self.max.as_secs_f64()))
+    }
+
+    /// Every wait of the first `attempts` retries (jitter aside), shortest first, each once:
+    /// the steps a broker keeps a delay queue for.
+    pub fn schedule(&self, attempts: u32) -> Vec<Duration> {
+        let mut delays: Vec<Duration> = (1..=attempts.max(1))
+            .map(|attempt| self.base_delay(attempt))
+            .collect();
+        delays.sort();
+        delays.dedup();
+        delays
     }
 }
 
@@ -102,6 +117,22 @@ mod tests {
         };
         let delays: Vec<u128> = (1..=5).map(|a| policy.delay(a).as_millis()).collect();
         assert_eq!(delays, [100, 300, 900, 1000, 1000]);
+    }
+
+    #[test]
+    fn the_schedule_lists_each_wait_once_up_to_the_cap() {
+        let policy = RetryPolicy {
+            initial: Duration::from_millis(100),
+            factor: 3,
+            max: Duration::from_secs(1),
+            jitter: 0.5,
+        };
+        let steps: Vec<u128> = policy.schedule(5).iter().map(Duration::as_millis).collect();
+        assert_eq!(steps, [100, 300, 900, 1000]);
+        assert_eq!(
+            RetryPolicy::doubling(Duration::from_secs(2)).schedule(3),
+            [2, 4, 8].map(Duration::from_secs)
+        );
     }
 
     #[test]

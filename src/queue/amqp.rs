@@ -1,12 +1,25 @@
-//! `JobQueue` on RabbitMQ via amqprs.
+//! `JobQueue` on RabbitMQ via amqprs, on one node or a cluster.
 //!
-//! Topology, all durable, named after the job queue `Q`:
+//! Topology, all durable quorum queues (replicated on every node of a cluster, so one node
+//! can fail with nothing lost), named after the job queue `Q` (`topology` declares them):
 //! - `Q` and `Q.bulk`: the two lanes' work queues (uploads, bulk work); rejected messages
 //!   of both dead-letter to the fanout exchange `Q.dlx`, which feeds `Q.dead`, the one place
 //!   an operator looks;
-//! - `Q.retry` and `Q.bulk.retry`: hold a retried job of their lane for its per-message TTL,
-//!   then dead-letter it back to the lane's queue through the default exchange — a delayed
-//!   retry with no plugin, which keeps a bulk job in the bulk lane.
+//! - `Q.retry.<ms>ms` and `Q.bulk.retry.<ms>ms`: one delay queue per step of the retry
+//!   schedule (`QueueSettings::retry_delays`) and lane, whose queue-level TTL is that step's
+//!   delay, after which a job dead-letters back to its lane's queue through the default
+//!   exchange: a delayed retry with no plugin, which keeps a bulk job in the bulk lane. All
+//!   jobs of a step queue wait the same time, so none waits behind a longer one (per-message
+//!   TTLs on one queue expire only at its head: a 1 s retry would sit behind a 60 s one). A
+//!   delay that is not a step takes the nearest step (the shorter on a tie); the worker only
+//!   asks for the schedule's own delays.
+//!
+//! Dead-lettering is at least once (`x-dead-letter-strategy`, with the `reject-publish`
+//! overflow it requires; RabbitMQ 3.10+): a retried or dead job leaves its queue only once the
+//! queue it goes to has it, so none is dropped on the way, even while a node fails. There is no
+//! `x-delivery-limit`: the worker counts deliveries in the photo's record and fails the photo
+//! itself, where a broker-side limit would drop the job into `Q.dead` and leave the photo
+//! `processing`.
 //!
 //! A worker consumes `Q` with its prefetch, and takes a bulk job with `basic.get`, one at a
 //! time, only when it has a free slot and nothing from `Q` is waiting in its buffer: bulk
@@ -15,13 +28,25 @@
 //! empty, the worker waits for an upload and asks for bulk work again every `BULK_POLL`.
 //!
 //! - `Q.events`: a topic exchange for photo events (`photo.queued`, `photo.processing`,
-//!   `photo.done`, `photo.failed`); live listeners bind an exclusive queue to it, durable
-//!   listeners (the notifier) a durable queue `Q.NAME` with its own `Q.NAME.dead`.
+//!   `photo.done`, `photo.failed`); live listeners bind an exclusive (classic, server-named)
+//!   queue to it, durable listeners (the notifier) a durable queue `Q.NAME` with its own
+//!   `Q.NAME.dead`.
 //!
-//! Publishing waits for the broker's confirm. The publishing connection is opened lazily
-//! and opened again after any failure, so a broker restart costs one failed attempt.
+//! Publishing waits for the broker's confirm; a job is published `mandatory`, so one that no
+//! queue took (its queue deleted) is an error, not a silent loss. The publishing connection is
+//! opened lazily and opened again after any failure, so a broker restart costs one failed
+//! attempt.
+//!
+//! Nodes: the URL setting may list one URL per node, comma-separated. Each new connection (the
+//! publisher's, each subscription's) starts at the next node in turn, from a random first one,
+//! and takes the first that answers: connections spread over the cluster, and a reconnect
+//! after a failure moves on to a node that is up. No URL, which holds a password, is logged:
+//! only `host:port`.
+
+mod topology;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex as SyncMutex};
 use std::time::Duration;
 
@@ -29,10 +54,10 @@ use amqprs::callbacks::ChannelCallback;
 use amqprs::channel::{
     BasicAckArguments, BasicConsumeArguments, BasicGetArguments, BasicNackArguments,
     BasicPublishArguments, BasicQosArguments, Channel, ConfirmSelectArguments, ConsumerMessage,
-    ExchangeDeclareArguments, QueueBindArguments, QueueDeclareArguments,
+    QueueBindArguments, QueueDeclareArguments,
 };
 use amqprs::connection::{Connection, OpenConnectionArguments};
-use amqprs::{Ack, BasicProperties, Cancel, CloseChannel, FieldTable, FieldValue, Nack, Return};
+use amqprs::{Ack, BasicProperties, Cancel, CloseChannel, FieldTable, Nack, Return};
 use anyhow::{anyhow, bail, Context};
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
@@ -40,16 +65,29 @@ use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot, Mutex, OwnedSemaphorePermit, Semaphore};
 
 use super::{
-    Delivery, Depths, EventDelivery, EventStream, JobQueue, JobStream, Listener, Settle,
-    SettleEvent,
+    Delivery, Depths, EventDelivery, EventStream, JobQueue, JobStream, Listener, QueueSettings,
+    Settle, SettleEvent,
 };
-use crate::domain::{Event, EventKind, Job, Lane};
+use crate::domain::{Event, Job, Lane};
+use crate::retry::RetryPolicy;
 
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a `basic.get` may go unanswered before the subscription counts as lost.
 const GET_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often an idle worker asks for bulk work (uploads are pushed to it at once).
 const BULK_POLL: Duration = Duration::from_secs(1);
+/// How many times a publish is tried, and the waits in between: 0.1 s, 0.2 s, 0.4 s, 0.8 s
+/// (1.5 s in all), time for a quorum queue to elect a new leader when its leader's node
+/// fails, yet a broker that is down altogether is reported within seconds.
+const PUBLISH_ATTEMPTS: u32 = 5;
+const PUBLISH_RETRY: RetryPolicy = RetryPolicy {
+    initial: Duration::from_millis(100),
+    factor: 2,
+    max: Duration::from_secs(1),
+    jitter: 0.2,
+};
+/// How long one node may take to accept a connection before the next one is tried.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The notifier's durable listener name.
 pub const NOTIFY_LISTENER: &str = "notify";
@@ -59,50 +97,106 @@ pub struct AmqpQueue {
 }
 
 struct Inner {
-    connect_args: OpenConnectionArguments,
+    /// One per node, in the order the URL setting lists them.
+    nodes: Vec<OpenConnectionArguments>,
+    /// The node the next connection tries first (modulo their number).
+    next_node: AtomicUsize,
+    /// What the broker lists this process's connections as, each with what it is for.
+    connection_name: String,
     queue: String,
+    /// The retry schedule's steps, shortest first, never empty: one delay queue each per lane.
+    retry_delays: Vec<Duration>,
     publisher: Mutex<Option<Publisher>>,
 }
 
 impl AmqpQueue {
-    /// Checks the URL only; connections are opened when first needed.
-    pub fn new(url: &SecretString, queue: &str, role: &str) -> anyhow::Result<Self> {
-        let mut connect_args = connection_args(url.expose_secret())?;
-        connect_args.connection_name(&format!("gallery-{role}-{queue}"));
+    /// Checks the URLs only; connections are opened when first needed.
+    pub fn new(url: &SecretString, settings: &QueueSettings, role: &str) -> anyhow::Result<Self> {
+        let urls = node_urls(url.expose_secret());
+        let count = urls.len();
+        let nodes = urls
+            .into_iter()
+            .enumerate()
+            .map(|(at, url)| {
+                connection_args(url).with_context(|| format!("URL {} of {count}", at + 1))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        if nodes.is_empty() {
+            bail!("no AMQP URL given (expected amqp://user:password@host:port/vhost)");
+        }
+        let mut retry_delays: Vec<Duration> = settings
+            .retry_delays
+            .iter()
+            // Whole milliseconds, as the queue's TTL is; none zero (it would not wait at all).
+            .map(|delay| {
+                Duration::from_millis(delay.as_millis().clamp(1, u128::from(u32::MAX)) as u64)
+            })
+            .collect();
+        retry_delays.sort();
+        retry_delays.dedup();
+        if retry_delays.is_empty() {
+            bail!("no retry delay: a retried job would have no delay queue to wait in");
+        }
         Ok(AmqpQueue {
             inner: Arc::new(Inner {
-                connect_args,
-                queue: queue.to_owned(),
+                next_node: AtomicUsize::new(fastrand::usize(..nodes.len())),
+                nodes,
+                connection_name: format!("gallery-{role}-{}", settings.name),
+                queue: settings.name.clone(),
+                retry_delays,
                 publisher: Mutex::new(None),
             }),
         })
     }
+
+    /// The queues this one declares that outlive a connection, then its exchanges: what
+    /// deleting the gallery's topology removes (a durable listener's other than the
+    /// notifier's aside).
+    pub fn durable_names(&self) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+        self.inner.durable_names()
+    }
+
+    /// The nodes of a URL setting as `host:port`, for logs (the URLs hold passwords).
+    pub fn describe_nodes(url: &SecretString) -> String {
+        node_urls(url.expose_secret())
+            .into_iter()
+            .map(|url| match connection_args(url) {
+                Ok(node) => address(&node),
+                Err(_) => "(an invalid URL)".into(),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 impl Inner {
-    /// The queue a lane's jobs wait in.
-    fn lane_queue(&self, lane: Lane) -> String {
-        match lane {
-            Lane::Upload => self.queue.clone(),
-            Lane::Bulk => format!("{}.bulk", self.queue),
+    /// Opens a connection for `purpose` ("publish", "jobs", …: it ends the name the broker
+    /// lists it by), trying every node in turn from the next one; fails only when none answers.
+    async fn connect(&self, purpose: &str) -> anyhow::Result<Connection> {
+        let count = self.nodes.len();
+        let first = self.next_node.fetch_add(1, Ordering::Relaxed);
+        let mut failures = Vec::new();
+        for offset in 0..count {
+            let mut node = self.nodes[(first + offset) % count].clone();
+            node.connection_name(&format!("{}-{purpose}", self.connection_name));
+            let failure = match tokio::time::timeout(CONNECT_TIMEOUT, Connection::open(&node)).await
+            {
+                Ok(Ok(connection)) => {
+                    if !failures.is_empty() {
+                        tracing::warn!(
+                            "connected to RabbitMQ at {} after {}",
+                            address(&node),
+                            failures.join("; ")
+                        );
+                    }
+                    return Ok(connection);
+                }
+                Ok(Err(error)) => format!("{error}"),
+                Err(_) => format!("no answer within {CONNECT_TIMEOUT:?}"),
+            };
+            failures.push(format!("{}: {failure}", address(&node)));
         }
-    }
-
-    /// Where a lane's retried jobs wait out their delay.
-    fn retry_queue(&self, lane: Lane) -> String {
-        format!("{}.retry", self.lane_queue(lane))
-    }
-
-    fn dead_exchange(&self) -> String {
-        format!("{}.dlx", self.queue)
-    }
-
-    fn dead_queue(&self) -> String {
-        format!("{}.dead", self.queue)
-    }
-
-    fn events_exchange(&self) -> String {
-        format!("{}.events", self.queue)
+        bail!("RabbitMQ is not reachable ({})", failures.join("; "))
     }
 
     /// Opens a connection and channel that deliver from `queue`, at most `prefetch` unsettled.
@@ -112,89 +206,10 @@ impl Inner {
         prefetch: u16,
         manual_ack: bool,
     ) -> anyhow::Result<Subscription> {
-        let connection = self.connect().await?;
+        let connection = self.connect("jobs").await?;
+        self.declare(&connection).await?;
         let channel = connection.open_channel(None).await?;
-        self.declare(&channel)
-            .await
-            .context("could not declare the RabbitMQ queues")?;
         Subscription::start(connection, channel, queue, prefetch, manual_ack).await
-    }
-
-    async fn connect(&self) -> anyhow::Result<Connection> {
-        let connection = Connection::open(&self.connect_args)
-            .await
-            .context("RabbitMQ is not reachable")?;
-        Ok(connection)
-    }
-
-    async fn declare(&self, channel: &Channel) -> anyhow::Result<()> {
-        let mut dlx = ExchangeDeclareArguments::new(&self.dead_exchange(), "fanout");
-        dlx.durable = true;
-        channel.exchange_declare(dlx).await?;
-        channel
-            .queue_declare(QueueDeclareArguments::durable_client_named(
-                &self.dead_queue(),
-            ))
-            .await?;
-        channel
-            .queue_bind(QueueBindArguments::new(
-                &self.dead_queue(),
-                &self.dead_exchange(),
-                "",
-            ))
-            .await?;
-
-        for lane in Lane::ALL {
-            let mut work = QueueDeclareArguments::durable_client_named(&self.lane_queue(lane));
-            work.arguments(table(&[("x-dead-letter-exchange", self.dead_exchange())])?);
-            channel.queue_declare(work).await?;
-
-            let mut retry = QueueDeclareArguments::durable_client_named(&self.retry_queue(lane));
-            retry.arguments(table(&[
-                ("x-dead-letter-exchange", String::new()),
-                ("x-dead-letter-routing-key", self.lane_queue(lane)),
-            ])?);
-            channel.queue_declare(retry).await?;
-        }
-
-        let mut events = ExchangeDeclareArguments::new(&self.events_exchange(), "topic");
-        events.durable = true;
-        channel.exchange_declare(events).await?;
-        // Declared by every role, so finished photos are kept for the notifier even before
-        // it first starts.
-        self.declare_durable_listener(channel, NOTIFY_LISTENER)
-            .await?;
-        Ok(())
-    }
-
-    /// The durable queue `Q.NAME` of a listener that must miss nothing: finished photos only,
-    /// with its own dead letters in `Q.NAME.dead`.
-    async fn declare_durable_listener(
-        &self,
-        channel: &Channel,
-        name: &str,
-    ) -> anyhow::Result<String> {
-        let queue = format!("{}.{name}", self.queue);
-        let dead = format!("{queue}.dead");
-        channel
-            .queue_declare(QueueDeclareArguments::durable_client_named(&dead))
-            .await?;
-        let mut durable = QueueDeclareArguments::durable_client_named(&queue);
-        durable.arguments(table(&[
-            ("x-dead-letter-exchange", String::new()),
-            ("x-dead-letter-routing-key", dead),
-        ])?);
-        channel.queue_declare(durable).await?;
-        for key in [EventKind::Done, EventKind::Failed] {
-            channel
-                .queue_bind(QueueBindArguments::new(
-                    &queue,
-                    &self.events_exchange(),
-                    key.as_str(),
-                ))
-                .await?;
-        }
-        Ok(queue)
     }
 
     /// The publishing connection, opened when it is not.
@@ -218,39 +233,31 @@ impl Inner {
         Ok(u64::from(ready))
     }
 
-    /// Publishes and waits for the confirm; reconnects once if the
-    /// cached connection turns out to be dead.
-    async fn publish(
-        &self,
-        exchange: &str,
-        routing_key: &str,
-        body: Vec<u8>,
-        ttl: Option<Duration>,
-    ) -> anyhow::Result<()> {
-        let mut last_error = None;
-        for _ in 0..2 {
-            match self
-                .publish_once(exchange, routing_key, body.clone(), ttl)
-                .await
-            {
+    /// Publishes and waits for the confirm. A failure (a refusal, a lost connection) is tried
+    /// again a few times over `PUBLISH_RETRY`, each time on a new connection, to the next node
+    /// that answers: a quorum queue whose leader's node just failed refuses messages until it
+    /// has a new leader, and a channel opened while it had none may go on refusing after it
+    /// has one (RabbitMQ 3.10 was seen nacking for 45 s on such a channel, while a new
+    /// one published at once).
+    async fn publish(&self, message: Outgoing<'_>) -> anyhow::Result<()> {
+        let mut attempt = 1;
+        loop {
+            let error = match self.publish_once(&message).await {
                 Ok(()) => return Ok(()),
-                Err(error) => {
-                    tracing::warn!(%error, "publish failed; reconnecting");
-                    *self.publisher.lock().await = None;
-                    last_error = Some(error);
-                }
+                Err(error) => error,
+            };
+            *self.publisher.lock().await = None;
+            if attempt >= PUBLISH_ATTEMPTS {
+                return Err(error);
             }
+            let delay = PUBLISH_RETRY.delay(attempt);
+            tracing::warn!("publish failed; trying again in {delay:.1?}: {error:#}");
+            tokio::time::sleep(delay).await;
+            attempt += 1;
         }
-        Err(last_error.unwrap_or_else(|| anyhow!("publish failed")))
     }
 
-    async fn publish_once(
-        &self,
-        exchange: &str,
-        routing_key: &str,
-        body: Vec<u8>,
-        ttl: Option<Duration>,
-    ) -> anyhow::Result<()> {
+    async fn publish_once(&self, message: &Outgoing<'_>) -> anyhow::Result<()> {
         let confirmed = {
             // Held across register + publish so confirm tags match publish order.
             let mut guard = self.publisher.lock().await;
@@ -259,32 +266,91 @@ impl Inner {
                 *guard = Some(Publisher::open(self).await?);
             }
             let publisher = guard.as_ref().ok_or_else(|| anyhow!("no publisher"))?;
-            let confirmed = publisher.confirms.register();
+            let (tag, confirmed) = publisher.confirms.register();
             let mut properties = BasicProperties::default();
             properties
                 .with_persistence(true)
-                .with_content_type("application/json");
-            if let Some(ttl) = ttl {
-                properties.with_expiration(&ttl.as_millis().to_string());
+                .with_content_type("application/json")
+                // Names the publish in a `basic.return`, which has no delivery tag.
+                .with_message_id(&tag.to_string());
+            if let Some(headers) = &message.headers {
+                properties.with_headers(headers.clone());
             }
+            let mut arguments = BasicPublishArguments::new(message.exchange, message.routing_key);
+            arguments.mandatory = message.mandatory;
             publisher
                 .channel
-                .basic_publish(
-                    properties,
-                    body,
-                    BasicPublishArguments::new(exchange, routing_key),
-                )
+                .basic_publish(properties, message.body.clone(), arguments)
                 .await
                 .context("publish failed")?;
-            confirmed
+            (publisher.connection.clone(), confirmed)
         };
-        match tokio::time::timeout(CONFIRM_TIMEOUT, confirmed).await {
-            Ok(Ok(true)) => Ok(()),
-            Ok(Ok(false)) => bail!("RabbitMQ refused the message (nack)"),
+        let (connection, confirmed) = confirmed;
+        // A connection that fails (its node died) ends the wait: amqprs answers the waiting
+        // confirms of a channel the broker closes, not of a connection that drops.
+        let answer = tokio::select! {
+            answer = tokio::time::timeout(CONFIRM_TIMEOUT, confirmed) => answer,
+            _ = connection.listen_network_io_failure() => {
+                bail!("the connection failed before RabbitMQ confirmed the message")
+            }
+        };
+        match answer {
+            Ok(Ok(Confirm::Ack)) => Ok(()),
+            Ok(Ok(Confirm::Nack)) => bail!("RabbitMQ refused the message (nack)"),
+            Ok(Ok(Confirm::Returned(why))) => bail!(
+                "no queue took the message ({why}; exchange \"{}\", routing key \"{}\")",
+                message.exchange,
+                message.routing_key
+            ),
             Ok(Err(_)) => bail!("channel closed before RabbitMQ confirmed the message"),
             Err(_) => bail!("RabbitMQ did not confirm the message within {CONFIRM_TIMEOUT:?}"),
         }
     }
+
+    /// Publishes a job to `queue` through the default exchange: an error unless the queue
+    /// took it.
+    async fn publish_job(&self, queue: &str, body: Vec<u8>) -> anyhow::Result<()> {
+        self.publish(Outgoing {
+            exchange: "",
+            routing_key: queue,
+            body,
+            mandatory: true,
+            headers: None,
+        })
+        .await
+    }
+}
+
+/// One message to publish.
+struct Outgoing<'a> {
+    exchange: &'a str,
+    routing_key: &'a str,
+    body: Vec<u8>,
+    /// Refused (`basic.return`) when no queue takes it, instead of dropped.
+    mandatory: bool,
+    headers: Option<FieldTable>,
+}
+
+/// The URLs of a URL setting: one per node, comma-separated. A comma starts a new URL only
+/// where one follows (`amqp://`, `amqps://`), so a comma inside a password stays there.
+fn node_urls(setting: &str) -> Vec<&str> {
+    let mut urls = Vec::new();
+    let mut start = 0;
+    for (at, _) in setting.match_indices(',') {
+        let rest = setting[at + 1..].trim_start();
+        if rest.starts_with("amqp://") || rest.starts_with("amqps://") {
+            urls.push(setting[start..at].trim());
+            start = at + 1;
+        }
+    }
+    urls.push(setting[start..].trim());
+    urls.retain(|url| !url.is_empty());
+    urls
+}
+
+/// A node's `host:port`, what logs name it by.
+fn address(node: &OpenConnectionArguments) -> String {
+    format!("{}:{}", node.get_host(), node.get_port())
 }
 
 /// Connection settings from an AMQP URL (`amqp://user:pass@host:port/vhost`).
@@ -327,17 +393,6 @@ fn vhost_of(url: &str) -> String {
     String::from_utf8_lossy(&decoded).into_owned()
 }
 
-fn table(entries: &[(&str, String)]) -> anyhow::Result<FieldTable> {
-    let mut table = FieldTable::new();
-    for (name, value) in entries {
-        let name = (*name)
-            .try_into()
-            .map_err(|_| anyhow!("invalid AMQP argument name {name}"))?;
-        table.insert(name, FieldValue::from(value.clone()));
-    }
-    Ok(table)
-}
-
 /// A connection and channel in confirm mode, used for every publish of this process.
 struct Publisher {
     connection: Connection,
@@ -347,7 +402,7 @@ struct Publisher {
 
 impl Publisher {
     async fn open(inner: &Inner) -> anyhow::Result<Self> {
-        let connection = inner.connect().await?;
+        let connection = inner.connect("publish").await?;
         let channel = connection.open_channel(None).await?;
         let confirms = Arc::new(Confirms::default());
         channel
@@ -377,11 +432,20 @@ struct Confirms {
 #[derive(Default)]
 struct ConfirmState {
     last_tag: u64,
-    waiting: BTreeMap<u64, oneshot::Sender<bool>>,
+    waiting: BTreeMap<u64, oneshot::Sender<Confirm>>,
+}
+
+/// The broker's answer to one publish.
+enum Confirm {
+    Ack,
+    Nack,
+    /// No queue took a mandatory message (why, in the broker's words).
+    Returned(String),
 }
 
 impl Confirms {
-    fn register(&self) -> oneshot::Receiver<bool> {
+    /// The next publish's tag, and its answer to come.
+    fn register(&self) -> (u64, oneshot::Receiver<Confirm>) {
         let (tx, rx) = oneshot::channel();
         let mut state = self
             .state
@@ -390,10 +454,10 @@ impl Confirms {
         state.last_tag += 1;
         let tag = state.last_tag;
         state.waiting.insert(tag, tx);
-        rx
+        (tag, rx)
     }
 
-    fn settle(&self, tag: u64, multiple: bool, acked: bool) {
+    fn settle(&self, tag: u64, multiple: bool, answer: impl Fn() -> Confirm) {
         let mut state = self
             .state
             .lock()
@@ -405,7 +469,7 @@ impl Confirms {
         };
         for tag in tags {
             if let Some(waiter) = state.waiting.remove(&tag) {
-                let _ = waiter.send(acked);
+                let _ = waiter.send(answer());
             }
         }
     }
@@ -448,16 +512,65 @@ impl ChannelCallback for ConfirmListener {
         Ok(active)
     }
     async fn publish_ack(&mut self, _channel: &Channel, ack: Ack) {
-        self.0.settle(ack.delivery_tag(), ack.mutiple(), true);
+        self.0
+            .settle(ack.delivery_tag(), ack.mutiple(), || Confirm::Ack);
     }
     async fn publish_nack(&mut self, _channel: &Channel, nack: Nack) {
-        self.0.settle(nack.delivery_tag(), nack.multiple(), false);
+        self.0
+            .settle(nack.delivery_tag(), nack.multiple(), || Confirm::Nack);
     }
     async fn publish_return(
         &mut self,
         _channel: &Channel,
+        ret: Return,
+        properties: BasicProperties,
+        _content: Vec<u8>,
+    ) {
+        // Sent just before the message's ack, which then finds nobody waiting.
+        let tag = properties.message_id().and_then(|id| id.parse().ok());
+        if let Some(tag) = tag {
+            let why = format!("{} {}", ret.reply_code(), ret.reply_text());
+            self.0.settle(tag, false, || Confirm::Returned(why.clone()));
+        }
+    }
+}
+
+/// Watches a consumer's channel: a consumer the broker cancels (its queue deleted) ends the
+/// subscription, which the caller then opens again, instead of waiting forever.
+struct ConsumerWatch;
+
+#[async_trait]
+impl ChannelCallback for ConsumerWatch {
+    async fn close(
+        &mut self,
+        _channel: &Channel,
+        close: CloseChannel,
+    ) -> Result<(), amqprs::error::Error> {
+        tracing::warn!(?close, "consuming channel closed by the broker");
+        Ok(())
+    }
+    async fn cancel(
+        &mut self,
+        _channel: &Channel,
+        cancel: Cancel,
+    ) -> Result<(), amqprs::error::Error> {
+        tracing::warn!(?cancel, "consumer cancelled by the broker");
+        Ok(())
+    }
+    async fn flow(
+        &mut self,
+        _channel: &Channel,
+        active: bool,
+    ) -> Result<bool, amqprs::error::Error> {
+        Ok(active)
+    }
+    async fn publish_ack(&mut self, _channel: &Channel, _ack: Ack) {}
+    async fn publish_nack(&mut self, _channel: &Channel, _nack: Nack) {}
+    async fn publish_return(
+        &mut self,
+        _channel: &Channel,
         _ret: Return,
-        _props: BasicProperties,
+        _properties: BasicProperties,
         _content: Vec<u8>,
     ) {
     }
@@ -466,12 +579,10 @@ impl ChannelCallback for ConfirmListener {
 #[async_trait]
 impl JobQueue for AmqpQueue {
     async fn prepare(&self) -> anyhow::Result<()> {
-        let connection = self.inner.connect().await?;
-        let channel = connection.open_channel(None).await?;
-        let declared = self.inner.declare(&channel).await;
-        let _ = channel.close().await;
+        let connection = self.inner.connect("prepare").await?;
+        let prepared = self.inner.prepare(&connection).await;
         let _ = connection.close().await;
-        declared.context("could not declare the RabbitMQ queues")
+        prepared.context("could not declare the RabbitMQ queues")
     }
 
     async fn check(&self) -> anyhow::Result<()> {
@@ -481,12 +592,7 @@ impl JobQueue for AmqpQueue {
     async fn publish(&self, job: &Job) -> anyhow::Result<()> {
         let inner = &self.inner;
         inner
-            .publish(
-                "",
-                &inner.lane_queue(job.lane),
-                serde_json::to_vec(job)?,
-                None,
-            )
+            .publish_job(&inner.lane_queue(job.lane), serde_json::to_vec(job)?)
             .await
     }
 
@@ -515,7 +621,10 @@ impl JobQueue for AmqpQueue {
                 retrying: 0,
             };
             for lane in Lane::ALL {
-                depths.retrying += Inner::ready(&channel, &inner.retry_queue(lane)).await?;
+                for delay in &inner.retry_delays {
+                    depths.retrying +=
+                        Inner::ready(&channel, &inner.step_queue(lane, *delay)).await?;
+                }
             }
             anyhow::Ok(depths)
         }
@@ -527,39 +636,42 @@ impl JobQueue for AmqpQueue {
     async fn publish_event(&self, event: &Event) -> anyhow::Result<()> {
         let inner = &self.inner;
         inner
-            .publish(
-                &inner.events_exchange(),
-                event.kind.as_str(),
-                serde_json::to_vec(event)?,
-                None,
-            )
+            .publish(Outgoing {
+                exchange: &inner.events_exchange(),
+                routing_key: event.kind.as_str(),
+                body: serde_json::to_vec(event)?,
+                // Nobody may be listening to this kind: not an error.
+                mandatory: false,
+                headers: None,
+            })
             .await
     }
 
     async fn subscribe_events(&self, listener: Listener) -> anyhow::Result<Box<dyn EventStream>> {
         let inner = &self.inner;
-        let connection = inner.connect().await?;
+        let connection = inner.connect("events").await?;
+        inner.declare(&connection).await?;
         let channel = connection.open_channel(None).await?;
-        inner
-            .declare(&channel)
-            .await
-            .context("could not declare the RabbitMQ queues")?;
-        let exchange = inner.events_exchange();
         let (queue, manual_ack, prefetch) = match &listener {
             Listener::Live => {
-                // Server-named, exclusive, auto-deleted: gone with this connection.
+                // Server-named, exclusive, auto-deleted: gone with this connection (and so
+                // classic: a quorum queue cannot be exclusive).
                 let (queue, ..) = channel
                     .queue_declare(QueueDeclareArguments::exclusive_server_named())
                     .await?
                     .ok_or_else(|| anyhow!("no queue name from the broker"))?;
                 channel
-                    .queue_bind(QueueBindArguments::new(&queue, &exchange, "photo.*"))
+                    .queue_bind(QueueBindArguments::new(
+                        &queue,
+                        &inner.events_exchange(),
+                        "photo.*",
+                    ))
                     .await?;
                 // Auto-acked: the broker ignores a prefetch there.
                 (queue, false, 16)
             }
             Listener::Durable { name, prefetch } => {
-                let queue = inner.declare_durable_listener(&channel, name).await?;
+                let queue = inner.declare_durable_listener(&connection, name).await?;
                 (queue, true, *prefetch)
             }
         };
@@ -587,6 +699,7 @@ impl Subscription {
         prefetch: u16,
         manual_ack: bool,
     ) -> anyhow::Result<Self> {
+        channel.register_callback(ConsumerWatch).await?;
         channel
             .basic_qos(BasicQosArguments::new(0, prefetch, false))
             .await?;
@@ -811,15 +924,8 @@ impl Settle for AmqpSettle {
             .as_ref()
             .ok_or_else(|| anyhow!("not a job delivery"))?;
         // Publish first: if we crash in between, the job runs twice, never zero times.
-        let delay = delay.max(Duration::from_millis(1));
-        let published = inner
-            .publish(
-                "",
-                &inner.retry_queue(next.lane),
-                serde_json::to_vec(next)?,
-                Some(delay),
-            )
-            .await;
+        let step = inner.step_queue(next.lane, inner.retry_step(delay));
+        let published = inner.publish_job(&step, serde_json::to_vec(next)?).await;
         if let Err(error) = published {
             // Handed back rather than held: an unsettled delivery would take one of this
             // worker's prefetch slots for as long as its connection lives.
@@ -864,7 +970,90 @@ impl SettleEvent for AutoAcked {
 
 #[cfg(test)]
 mod tests {
-    use super::vhost_of;
+    use super::*;
+
+    #[test]
+    fn a_url_setting_lists_one_url_per_node_and_a_password_may_hold_a_comma() {
+        assert_eq!(
+            node_urls("amqp://u:p@a:5672/%2f, amqp://u:p@b:5673/%2f,amqps://v:q@c/x"),
+            [
+                "amqp://u:p@a:5672/%2f",
+                "amqp://u:p@b:5673/%2f",
+                "amqps://v:q@c/x"
+            ]
+        );
+        assert_eq!(
+            node_urls("amqp://u:p,w@a/%2f,amqp://u:p,w@b/%2f"),
+            ["amqp://u:p,w@a/%2f", "amqp://u:p,w@b/%2f"]
+        );
+        assert_eq!(
+            node_urls("amqp://guest:guest@rabbitmq"),
+            ["amqp://guest:guest@rabbitmq"]
+        );
+    }
+
+    #[test]
+    fn an_invalid_url_is_named_by_its_place_not_its_text() {
+        let setting = SecretString::from("amqp://u:p@a/%2f,amqp://u:secret-7@b:notaport/%2f");
+        let error = AmqpQueue::new(&setting, &QueueSettings::default(), "test")
+            .err()
+            .expect("refused");
+        let error = format!("{error:#}");
+        assert!(error.starts_with("URL 2 of 2: invalid AMQP URL"), "{error}");
+        assert!(!error.contains("secret-7"), "{error}");
+    }
+
+    #[test]
+    fn nodes_are_described_without_their_credentials() {
+        let setting =
+            SecretString::from("amqp://gallery:pw-1,x@10.0.0.1:5672/%2f,amqp://gallery:pw-2@r2/v");
+        let described = AmqpQueue::describe_nodes(&setting);
+        assert_eq!(described, "10.0.0.1:5672, r2:5672");
+    }
+
+    #[test]
+    fn connections_go_round_the_nodes() {
+        let settings = QueueSettings::default();
+        let url = SecretString::from("amqp://u:p@a:1/%2f,amqp://u:p@b:2/%2f,amqp://u:p@c:3/%2f");
+        let queue = AmqpQueue::new(&url, &settings, "test").expect("valid");
+        let inner = &queue.inner;
+        let first = inner.next_node.load(Ordering::Relaxed);
+        let picks: Vec<u16> = (0..4)
+            .map(|_| {
+                let at = inner.next_node.fetch_add(1, Ordering::Relaxed);
+                inner.nodes[at % 3].get_port()
+            })
+            .collect();
+        let expected: Vec<u16> = (0..4).map(|n| [1, 2, 3][(first + n) % 3]).collect();
+        assert_eq!(picks, expected);
+    }
+
+    #[test]
+    fn a_retry_waits_in_the_nearest_step_of_its_lane() {
+        let settings = QueueSettings {
+            name: "jobs".into(),
+            retry_delays: [4000, 2000, 8000, 2000].map(Duration::from_millis).to_vec(),
+            ..QueueSettings::default()
+        };
+        let queue =
+            AmqpQueue::new(&SecretString::from("amqp://u:p@h/%2f"), &settings, "t").expect("ok");
+        let inner = &queue.inner;
+        assert_eq!(
+            inner.retry_delays,
+            [2000, 4000, 8000].map(Duration::from_millis)
+        );
+        let step = |ms| inner.retry_step(Duration::from_millis(ms)).as_millis();
+        assert_eq!([step(2000), step(4000), step(8000)], [2000, 4000, 8000]);
+        assert_eq!(
+            [step(0), step(2999), step(3000), step(3001)],
+            [2000, 2000, 2000, 4000]
+        );
+        assert_eq!(step(3_600_000), 8000);
+        assert_eq!(
+            inner.step_queue(Lane::Bulk, Duration::from_millis(4000)),
+            "jobs.bulk.retry.4000ms"
+        );
+    }
 
     #[test]
     fn vhost_is_percent_decoded_and_defaults_to_root() {

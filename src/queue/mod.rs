@@ -25,11 +25,15 @@ use crate::domain::{Event, Job};
 /// Which broker carries the jobs and what the queues are called.
 #[derive(Debug, Clone)]
 pub struct QueueSettings {
-    /// RabbitMQ, `amqp://user:password@host:port/vhost` (secret: it holds the password).
-    /// `None`: the embedded queue in the data dir.
+    /// RabbitMQ, `amqp://user:password@host:port/vhost` (secret: it holds the password), or
+    /// one such URL per node of a cluster, comma-separated. `None`: the embedded queue in the
+    /// data dir.
     pub amqp_url: Option<SecretString>,
     /// The job queue; the retry, dead-letter, exchange and notifier queues are named after it.
     pub name: String,
+    /// The waits a retried job may be given: the worker's schedule
+    /// (`WorkerSettings::retry_delays`), one delay queue per step on RabbitMQ.
+    pub retry_delays: Vec<Duration>,
 }
 
 impl Default for QueueSettings {
@@ -37,6 +41,7 @@ impl Default for QueueSettings {
         QueueSettings {
             amqp_url: None,
             name: "gallery.jobs".into(),
+            retry_delays: crate::worker::WorkerSettings::default().retry_delays(),
         }
     }
 }

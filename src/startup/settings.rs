@@ -50,6 +50,13 @@ impl Settings {
         }
     }
 
+    /// Retries failed jobs after `retry`'s delays: the worker's schedule, and the delay queues
+    /// the broker keeps for it, which must match.
+    pub fn set_retry(&mut self, retry: RetryPolicy) {
+        self.worker.retry = retry;
+        self.backends.queue.retry_delays = self.worker.retry_delays();
+    }
+
     pub fn from_args(args: &SharedArgs, tuning: Option<&WorkerTuning>) -> anyhow::Result<Self> {
         let s3 = match &args.s3_endpoint {
             None => None,
@@ -79,10 +86,6 @@ impl Settings {
                     min_replicas: args.redis_min_replicas,
                 }
             });
-        let queue = QueueSettings {
-            amqp_url: secret("GALLERY_AMQP_URL", &args.amqp_url, &args.amqp_url_file)?,
-            name: args.job_queue.clone(),
-        };
         let defaults = WorkerSettings::default();
         let worker = WorkerSettings {
             concurrency: tuning.map_or(defaults.concurrency, |t| t.concurrency),
@@ -99,6 +102,11 @@ impl Settings {
             fail_first_start_of: tuning
                 .and_then(|t| t.fail_first_start_of.clone())
                 .filter(|prefix| !prefix.is_empty()),
+        };
+        let queue = QueueSettings {
+            amqp_url: secret("GALLERY_AMQP_URL", &args.amqp_url, &args.amqp_url_file)?,
+            name: args.job_queue.clone(),
+            retry_delays: worker.retry_delays(),
         };
         Ok(Settings {
             backends: BackendSettings {
@@ -382,6 +390,11 @@ mod tests {
         assert_eq!(settings.limits.max_upload_bytes, 52_428_800);
         assert_eq!(settings.worker.max_attempts, 3);
         assert_eq!(settings.worker.retry.delay(2), Duration::from_secs(4));
+        // One delay queue per wait a retry can have: attempts 1 to 3.
+        assert_eq!(
+            settings.backends.queue.retry_delays,
+            [2, 4, 8].map(Duration::from_secs)
+        );
         assert_eq!(settings.worker.engine.jpeg_quality, 82);
         assert_eq!(settings.backends.queue.name, "gallery.jobs");
         assert_eq!(settings.variants, VariantSpec::standard());

@@ -51,6 +51,14 @@ impl Default for WorkerSettings {
     }
 }
 
+impl WorkerSettings {
+    /// Every wait a job can be retried after: `retry`'s delays for attempts 1 to
+    /// `max_attempts` (an outage retries at the attempt it is on, never beyond).
+    pub fn retry_delays(&self) -> Vec<Duration> {
+        self.retry.schedule(self.max_attempts)
+    }
+}
+
 /// Runs until `shutdown` turns true, then drains in-flight jobs and returns.
 pub async fn run(
     backends: Backends,

@@ -8,7 +8,7 @@ use gallery::startup::Application;
 use gallery::storage::S3Store;
 use serde_json::Value;
 
-use crate::helpers::{connect_services, spawn_app, test_settings, BackendSet};
+use crate::helpers::{connect_services, remove_queues, spawn_app, test_settings, BackendSet};
 
 async fn healthz_and_readyz_answer_when_everything_is_up(set: BackendSet) {
     let app = spawn_app(set).await;
@@ -57,6 +57,7 @@ async fn readyz_names_the_unreachable_dependency() {
     assert_eq!(body["unreachable"], serde_json::json!(["s3"]));
     // It is open to anyone: which store fails, never why (no host, port or error text).
     assert!(!body.to_string().contains("127.0.0.1"), "{body}");
+    remove_queues(&settings);
 }
 
 async fn config_tells_the_page_the_limits(set: BackendSet) {

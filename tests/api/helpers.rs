@@ -148,7 +148,7 @@ pub fn settings_on(set: BackendSet) -> Settings {
         BackendSet::Services => test_settings(),
         BackendSet::Embedded => {
             let mut settings = Settings::embedded(temp_data_dir());
-            settings.worker.retry = RetryPolicy::doubling(Duration::from_millis(50));
+            settings.set_retry(RetryPolicy::doubling(Duration::from_millis(50)));
             settings
         }
     }
@@ -172,7 +172,7 @@ pub fn test_settings() -> Settings {
     });
     settings.backends.queue.amqp_url = Some(amqp_url().into());
     settings.backends.queue.name = format!("test.{tag}");
-    settings.worker.retry = RetryPolicy::doubling(Duration::from_millis(50));
+    settings.set_retry(RetryPolicy::doubling(Duration::from_millis(50)));
     settings
 }
 
@@ -600,9 +600,14 @@ impl TestApp {
     }
 
     /// How many messages wait in the job queue (`suffix` "" for the upload lane, ".bulk" for
-    /// the bulk lane, ".dead" for the dead letters, ".retry" for delayed retries, ".notify"
-    /// and ".notify.dead" for the notifier's events).
+    /// the bulk lane, ".dead" for the dead letters, ".retry" for delayed retries of both
+    /// lanes, ".notify" and ".notify.dead" for the notifier's events).
     pub async fn queue_depth(&self, suffix: &str) -> u32 {
+        if suffix == ".retry" && self.embedded_queue.is_none() {
+            // One delay queue per step of the retry schedule and lane: counted by the queue.
+            let depths = self.backends.queue.depths().await.expect("queue depths");
+            return depths.retrying as u32;
+        }
         if let Some(queue) = &self.embedded_queue {
             // The embedded queue keeps delayed retries among the jobs, each with its due time.
             let name = match suffix {
@@ -863,50 +868,49 @@ impl Drop for TestApp {
             let _ = std::fs::remove_dir_all(&self.settings.backends.data_dir);
             return;
         }
-        // Queues are durable: remove this test's so runs do not pile them up in the broker.
-        let queue = self.job_queue().to_owned();
-        let cleanup = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
+        remove_queues(&self.settings);
+    }
+}
+
+/// Deletes the durable queues and exchanges the settings' job queue declares on the shared
+/// broker, so runs do not pile them up there. Blocks; safe to call from `Drop`.
+pub fn remove_queues(settings: &Settings) {
+    let Some(url) = settings.backends.queue.amqp_url.clone() else {
+        return;
+    };
+    let names = gallery::queue::AmqpQueue::new(&url, &settings.backends.queue, "test")
+        .and_then(|queue| queue.durable_names());
+    let Ok((queues, exchanges)) = names else {
+        return;
+    };
+    let cleanup = std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        runtime.block_on(async {
+            let Ok(args) = gallery::queue::connection_args(&amqp_url()) else {
                 return;
             };
-            runtime.block_on(async {
-                let Ok(args) = gallery::queue::connection_args(&amqp_url()) else {
-                    return;
-                };
-                let Ok(connection) = Connection::open(&args).await else {
-                    return;
-                };
-                if let Ok(channel) = connection.open_channel(None).await {
-                    for suffix in [
-                        "",
-                        ".retry",
-                        ".bulk",
-                        ".bulk.retry",
-                        ".dead",
-                        ".notify",
-                        ".notify.dead",
-                    ] {
-                        let _ = channel
-                            .queue_delete(QueueDeleteArguments::new(&format!("{queue}{suffix}")))
-                            .await;
-                    }
-                    for suffix in [".dlx", ".events"] {
-                        let exchange = format!("{queue}{suffix}");
-                        let _ = channel
-                            .exchange_delete(amqprs::channel::ExchangeDeleteArguments::new(
-                                &exchange,
-                            ))
-                            .await;
-                    }
+            let Ok(connection) = Connection::open(&args).await else {
+                return;
+            };
+            if let Ok(channel) = connection.open_channel(None).await {
+                for queue in &queues {
+                    let _ = channel.queue_delete(QueueDeleteArguments::new(queue)).await;
                 }
-                let _ = connection.close().await;
-            });
+                for exchange in &exchanges {
+                    let _ = channel
+                        .exchange_delete(amqprs::channel::ExchangeDeleteArguments::new(exchange))
+                        .await;
+                }
+            }
+            let _ = connection.close().await;
         });
-        let _ = cleanup.join();
-    }
+    });
+    let _ = cleanup.join();
 }
 
 // ---- fixtures: real encoded images made by the image crate ----

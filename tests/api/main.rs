@@ -24,6 +24,7 @@ mod notifier;
 mod own_services;
 mod photos;
 mod processing;
+mod quorum;
 mod redis_failover;
 mod resilience;
 mod s3_restart;
