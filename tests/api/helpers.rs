@@ -18,6 +18,7 @@ use gallery::accounts::store::EmbeddedAccounts;
 use gallery::accounts::Accounts;
 use gallery::backends::Backends;
 use gallery::cache::{EmbeddedIndex, RedisSettings};
+use gallery::domain::{Lane, Photo, PhotoId, Status};
 use gallery::metrics::Metrics;
 use gallery::queue::EmbeddedQueue;
 use gallery::retry::RetryPolicy;
@@ -1000,4 +1001,28 @@ pub fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
 /// Decodes a served image.
 pub fn decode(bytes: &[u8]) -> image::DynamicImage {
     image::load_from_memory(bytes).expect("served image decodes")
+}
+
+/// The record of a `width`×`height` JPEG called `filename`, queued on `lane`, as an upload
+/// (or, on the bulk lane, `gallery reprocess`) records it before its job is published.
+pub fn queued_photo(filename: &str, lane: Lane, width: u32, height: u32) -> Photo {
+    Photo {
+        id: PhotoId::new(),
+        filename: filename.into(),
+        content_type: "image/jpeg".into(),
+        bytes: 1,
+        sha256: None,
+        width,
+        height,
+        status: Status::Queued,
+        ops: vec![],
+        created_at: chrono::Utc::now(),
+        error: None,
+        attempts: 0,
+        deliveries: 0,
+        variants: Default::default(),
+        lane,
+        notify: Default::default(),
+        owner: None,
+    }
 }

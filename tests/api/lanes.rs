@@ -10,34 +10,13 @@ use gallery::domain::{Event, EventKind, Job, Lane, Photo, PhotoId, Status, Varia
 use gallery::queue::Listener;
 use serde_json::{json, Value};
 
-use crate::helpers::{decode, jpeg_fixture, spawn_app, spawn_app_with, Api, BackendSet, TestApp};
-
-/// The record of a 64×48 JPEG, queued on `lane`.
-fn queued_photo(lane: Lane) -> Photo {
-    Photo {
-        id: PhotoId::new(),
-        filename: "queued.jpg".into(),
-        content_type: "image/jpeg".into(),
-        bytes: 1,
-        width: 64,
-        height: 48,
-        status: Status::Queued,
-        ops: vec![],
-        created_at: chrono::Utc::now(),
-        error: None,
-        attempts: 0,
-        deliveries: 0,
-        variants: Default::default(),
-        lane,
-        notify: Default::default(),
-        owner: None,
-        sha256: None,
-    }
-}
+use crate::helpers::{
+    decode, jpeg_fixture, queued_photo, spawn_app, spawn_app_with, Api, BackendSet, TestApp,
+};
 
 /// A photo recorded as `gallery reprocess` leaves it: stored, queued on the bulk lane.
 async fn bulk_photo(app: &TestApp, original: &[u8]) -> Photo {
-    let photo = queued_photo(Lane::Bulk);
+    let photo = queued_photo("queued.jpg", Lane::Bulk, 64, 48);
     let backends = &app.backends;
     backends
         .storage
@@ -316,7 +295,7 @@ async fn a_reprocessing_cut_off_before_its_job_is_queued_by_the_sweep(set: Backe
 async fn an_admin_retries_a_failed_photo(set: BackendSet) {
     let app = spawn_app(set).await;
     // Recorded and queued, but its original is not stored yet: every attempt fails.
-    let photo = queued_photo(Lane::Upload);
+    let photo = queued_photo("queued.jpg", Lane::Upload, 64, 48);
     let id = photo.id.clone();
     app.backends.index.insert(&photo).await.expect("recorded");
     app.backends

@@ -13,40 +13,17 @@ use amqprs::channel::{
 };
 use amqprs::{BasicProperties, FieldTable, FieldValue};
 use gallery::backends::Backends;
-use gallery::domain::{Event, EventKind, Job, Lane, Photo, PhotoId, Status};
+use gallery::domain::{Event, EventKind, Job, Lane, Photo, PhotoId};
 use gallery::queue::{AmqpQueue, JobQueue, Listener};
 use gallery::startup::Settings;
 use gallery::storage::{ObjectStore, S3Store};
 use serde_json::Value;
 
 use crate::helpers::{
-    amqp_connection, jpeg_fixture, remove_queues, spawn_app_with, test_settings, BackendSet,
-    TestApp,
+    amqp_connection, jpeg_fixture, queued_photo, remove_queues, spawn_app_with, test_settings,
+    BackendSet, TestApp,
 };
 use crate::own_services::OwnRabbitCluster;
-
-/// A photo as an upload records it, `queued`.
-fn new_photo(filename: &str, lane: Lane) -> Photo {
-    Photo {
-        id: PhotoId::new(),
-        filename: filename.into(),
-        content_type: "image/jpeg".into(),
-        bytes: 1,
-        sha256: None,
-        width: 400,
-        height: 300,
-        status: Status::Queued,
-        ops: vec![],
-        created_at: chrono::Utc::now(),
-        error: None,
-        attempts: 0,
-        deliveries: 0,
-        variants: Default::default(),
-        lane,
-        notify: Default::default(),
-        owner: None,
-    }
-}
 
 /// A photo recorded and stored as an upload leaves it, before its job is queued.
 async fn recorded_photo(settings: &Settings, filename: &str, lane: Lane) -> Photo {
@@ -55,7 +32,7 @@ async fn recorded_photo(settings: &Settings, filename: &str, lane: Lane) -> Phot
         .expect("index");
     let storage = S3Store::new(settings.backends.s3.as_ref().expect("S3")).expect("store");
     storage.prepare().await.expect("bucket");
-    let photo = new_photo(filename, lane);
+    let photo = queued_photo(filename, lane, 400, 300);
     storage
         .put(
             &Photo::original_key(&photo.id),
@@ -402,7 +379,7 @@ async fn a_short_retry_never_waits_behind_a_long_one() {
     let url = settings.backends.queue.amqp_url.clone().expect("RabbitMQ");
     let queue = AmqpQueue::new(&url, &settings.backends.queue, "test").expect("queue");
     queue.prepare().await.expect("prepared");
-    let job = || Job::of(&new_photo("x.jpg", Lane::Upload));
+    let job = || Job::of(&queued_photo("x.jpg", Lane::Upload, 400, 300));
     let (slow, quick) = (job(), job());
     let mut jobs = queue.consume(1).await.expect("consume");
     queue.publish(&slow).await.expect("publish");
