@@ -674,7 +674,7 @@ impl Accounts {
             .await
             .map_err(failed("logging out"));
         self.recent.forget_all();
-        removed
+        removed.map(drop)
     }
 
     // ---- API tokens ----
@@ -731,7 +731,7 @@ impl Accounts {
             .await
             .map_err(failed("revoking the token"));
         self.recent.forget_all();
-        removed
+        removed.map(drop)
     }
 
     /// The person a bearer token belongs to; `None` for an unknown or revoked one.

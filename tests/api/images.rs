@@ -1,7 +1,7 @@
 //! Serving a photo's images: each with its length, `HEAD` answered with the same headers and
 //! no body, 304 for the image the browser holds and 200 once it was made again, the web
-//! role's memory of hot images kept to small ones, and no one let in by it who is not let in
-//! without it.
+//! role's memory of hot images kept to small ones, and no one let in by it (nor by the memory
+//! of recent sessions) who is not let in without it.
 
 use gallery::domain::{Photo, PhotoId, VariantSpec};
 use gallery::image_cache::ImageCacheSettings;
@@ -11,7 +11,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    decode, jpeg_fixture, noisy_jpeg_fixture, spawn_app, Api, BackendSet, TestApp,
+    decode, jpeg_fixture, noisy_jpeg_fixture, spawn_app, Api, BackendSet, TestApp, ADMIN_EMAIL,
+    ADMIN_PASSWORD,
 };
 
 /// Status, headers and body of one request with extra `headers`.
@@ -296,8 +297,54 @@ async fn memory_keeps_small_images_only_and_lets_no_one_in(set: BackendSet) {
     }
 }
 
+/// A page's burst of images is let in on one check of its session; a logout, a demotion or a
+/// removal in the same web process still counts from the very next request.
+async fn a_logout_or_removal_shuts_images_at_once(set: BackendSet) {
+    let app = spawn_app(set).await;
+    let id = app.upload_ok("a.jpg", jpeg_fixture(640, 480), None).await;
+    let photo = app.wait_done(&id).await;
+    let [thumb, _, _] = image_paths(&photo);
+    let anonymous = app.anonymous();
+    let cookie = anonymous
+        .log_in(ADMIN_EMAIL, ADMIN_PASSWORD)
+        .await
+        .unwrap_or_else(|refused| panic!("login refused: {}", refused.status()));
+    for _ in 0..3 {
+        let (status, _, _) = send(&anonymous, Method::GET, &thumb, &[("cookie", &cookie)]).await;
+        assert_eq!(status, 200, "with the session");
+    }
+    let logout = anonymous
+        .client
+        .delete(anonymous.url("/api/session"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(logout.status(), 204);
+    let (status, _, _) = send(&anonymous, Method::GET, &thumb, &[("cookie", &cookie)]).await;
+    assert_eq!(status, 401, "right after logout");
+
+    let (member, member_id) = app.add_person("member@gallery.test", "member").await;
+    for _ in 0..3 {
+        let (status, _, _) = send(&member, Method::HEAD, &thumb, &[]).await;
+        assert_eq!(status, 200, "a member sees every photo");
+    }
+    let removed = app
+        .client
+        .delete(app.url(&format!("/api/users/{member_id}")))
+        .send()
+        .await
+        .expect("remove");
+    assert_eq!(removed.status(), 204);
+    for method in [Method::GET, Method::HEAD] {
+        let (status, _, _) = send(&member, method.clone(), &thumb, &[]).await;
+        assert_eq!(status, 401, "{method} right after the removal");
+    }
+}
+
 on_both_backends!(
     images_have_their_length_and_head_answers_the_same_headers_without_a_body,
     a_held_image_is_answered_304_and_one_made_again_200,
     memory_keeps_small_images_only_and_lets_no_one_in,
+    a_logout_or_removal_shuts_images_at_once,
 );
