@@ -231,6 +231,12 @@ async fn memory_keeps_small_images_only_and_lets_no_one_in(set: BackendSet) {
         sizes[0] < cap && sizes[1] > cap,
         "the fixture must give a thumb under {cap} bytes and a preview over it: {sizes:?}"
     );
+    // Over the cap, the original is streamed: HEAD still tells its length.
+    let (status, headers, body) = send(&web, Method::HEAD, &original, &[]).await;
+    assert_eq!(
+        (status, length(&headers), body.len()),
+        (StatusCode::OK, Some(sizes[2]), 0)
+    );
 
     let link = web
         .client
