@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use clap::{ArgGroup, Args, Parser, Subcommand};
 
 use crate::domain::VariantSpec;
+use crate::image_cache::ImageCacheSettings;
 use crate::import::ImportSettings;
 use crate::ingest::Limits;
 use crate::notifier::NotifierSettings;
@@ -240,6 +241,13 @@ pub struct HttpArgs {
     /// it again (after a crash between the two; keep it well above any upload's own time).
     #[arg(long, env = "GALLERY_STRANDED_AFTER_S", default_value_t = WebSettings::default().stranded_after.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
     pub stranded_after_s: u64,
+    /// MiB of small images (thumbnails, previews) the web role keeps in memory to serve them
+    /// again without reading storage; 0: none.
+    #[arg(long, env = "GALLERY_IMAGE_CACHE_MB", default_value_t = ImageCacheSettings::default().capacity_bytes / (1024 * 1024))]
+    pub image_cache_mb: u64,
+    /// KiB: larger images are neither kept in memory nor read whole, but streamed.
+    #[arg(long, env = "GALLERY_IMAGE_CACHE_ITEM_KB", default_value_t = ImageCacheSettings::default().max_item_bytes / 1024, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    pub image_cache_item_kb: u64,
     /// With GALLERY_ADMIN_PASSWORD (or …_FILE): create this admin at start while the gallery
     /// has no account yet (headless installs). Unset: the page asks for the first account.
     #[arg(long, env = "GALLERY_ADMIN_EMAIL")]

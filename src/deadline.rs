@@ -27,7 +27,7 @@ use crate::accounts::store::{AccountStore, Table};
 use crate::cache::{Finished, MinuteCount, Page, PhotoIndex};
 use crate::domain::{ContentHash, Event, Job, Photo, PhotoId};
 use crate::queue::{Depths, EventStream, JobQueue, JobStream, Listener};
-use crate::storage::{ByteStream, ObjectStore};
+use crate::storage::{ObjectStore, ObjectStream};
 
 /// The default deadline of one backend call.
 pub const DEFAULT: Duration = Duration::from_secs(10);
@@ -124,7 +124,7 @@ impl ObjectStore for Bounded<dyn ObjectStore> {
         // The size is not known before: allowed as much as the largest upload by default.
         self.transfer(LARGEST_READ, self.inner.get(key)).await
     }
-    async fn stream(&self, key: &str) -> anyhow::Result<Option<ByteStream>> {
+    async fn stream(&self, key: &str) -> anyhow::Result<Option<ObjectStream>> {
         self.call(self.inner.stream(key)).await
     }
     async fn delete(&self, key: &str) -> anyhow::Result<()> {

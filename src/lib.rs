@@ -13,7 +13,8 @@
 //! owns (`storage::S3Settings`, `ingest::Limits`, `worker::WorkerSettings`, ...) and runs the
 //! roles; `error_code` is the catalog of every code the API answers with; `retry` is the one
 //! backoff every retry loop uses; `deadline` bounds every call into a backend; `metrics` is
-//! what each process measures (served at `/metrics`) and `telemetry` how it logs. `import` is
+//! what each process measures (served at `/metrics`) and `telemetry` how it logs;
+//! `image_cache` is the web role's bounded memory of the small images it serves. `import` is
 //! no part of the server: it is a client of the public API (`gallery import`).
 
 pub mod accounts;
@@ -26,6 +27,7 @@ pub mod deadline;
 pub mod domain;
 pub mod error_code;
 pub mod healthcheck;
+pub mod image_cache;
 pub mod import;
 pub mod ingest;
 pub mod metrics;

@@ -5,21 +5,24 @@
 //!
 //! Every record lives in an `AccountStore` (Redis, or redb for `gallery serve`). Secrets given
 //! to clients are 256 random bits and stored only hashed (`secret`); passwords only as argon2id
-//! hashes (`password`).
+//! hashes (`password`). A session or token checked within the last second is not read again
+//! (`recent`, which says how promptly a logout or a removal takes effect).
 
 mod password;
+mod recent;
 mod secret;
 pub mod store;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 pub use self::password::{Hasher, Password};
+use self::recent::RecentCallers;
 use self::store::{AccountStore, Table};
 use crate::domain::{
     clean_name, Email, Notify, Owner, Photo, PhotoId, RecordId, Role, User, UserId,
@@ -192,6 +195,8 @@ pub struct ProfileChange {
 pub struct Accounts {
     store: Arc<dyn AccountStore>,
     hasher: Hasher,
+    /// Sessions and tokens checked within the last second (`recent`).
+    recent: Arc<RecentCallers>,
 }
 
 const SETUP: &str = "setup";
@@ -201,6 +206,7 @@ impl Accounts {
         Accounts {
             store,
             hasher: Hasher::default(),
+            recent: Arc::default(),
         }
     }
 
@@ -369,7 +375,10 @@ impl Accounts {
     }
 
     async fn save_user(&self, user: &User) -> Result<(), AccountError> {
-        self.write(Table::Users, user.id.as_str(), user, None).await
+        let saved = self.write(Table::Users, user.id.as_str(), user, None).await;
+        // A role, a password (its sessions' epoch) or a name changed: none of it may linger.
+        self.recent.forget_all();
+        saved
     }
 
     async fn other_admins(&self, than: &UserId) -> Result<usize, AccountError> {
@@ -420,10 +429,13 @@ impl Accounts {
         self.write(Table::Successors, id.as_str(), &handover, None)
             .await?;
         // The record first: from here on no session or token of theirs authenticates.
-        self.store
+        let removed = self
+            .store
             .remove(Table::Users, id.as_str())
             .await
-            .map_err(failed("removing the user"))?;
+            .map_err(failed("removing the user"));
+        self.recent.forget_all();
+        removed?;
         let _ = self.store.remove(Table::Emails, user.email.as_str()).await;
         for token in self.token_records().await? {
             if &token.user_id == id {
@@ -626,6 +638,11 @@ impl Accounts {
     /// The person a session cookie belongs to; `None` for an unknown, ended or expired one.
     pub async fn session_user(&self, secret: &str) -> Result<Option<User>, AccountError> {
         let key = secret::digest(secret);
+        let remembered = format!("session:{key}");
+        if let Some(user) = self.recent.get(&remembered) {
+            return Ok(Some(user));
+        }
+        let (generation, started) = (self.recent.generation(), Instant::now());
         let Some(mut session) = self.read::<Session>(Table::Sessions, &key).await? else {
             return Ok(None);
         };
@@ -645,15 +662,19 @@ impl Accounts {
             self.write(Table::Sessions, &key, &session, Some(SESSION_IDLE))
                 .await?;
         }
+        self.recent
+            .remember(remembered, user.clone(), generation, started);
         Ok(Some(user))
     }
 
     pub async fn end_session(&self, secret: &str) -> Result<(), AccountError> {
-        self.store
+        let removed = self
+            .store
             .remove(Table::Sessions, &secret::digest(secret))
             .await
-            .map_err(failed("logging out"))?;
-        Ok(())
+            .map_err(failed("logging out"));
+        self.recent.forget_all();
+        removed.map(drop)
     }
 
     // ---- API tokens ----
@@ -704,16 +725,23 @@ impl Accounts {
             .into_iter()
             .find(|token| &token.user_id == user && &token.id == id)
             .ok_or_else(|| AccountError::NotFound(format!("no token with id '{id}'")))?;
-        self.store
+        let removed = self
+            .store
             .remove(Table::Tokens, &token.digest)
             .await
-            .map_err(failed("revoking the token"))?;
-        Ok(())
+            .map_err(failed("revoking the token"));
+        self.recent.forget_all();
+        removed.map(drop)
     }
 
     /// The person a bearer token belongs to; `None` for an unknown or revoked one.
     pub async fn token_user(&self, secret: &str) -> Result<Option<User>, AccountError> {
         let key = secret::digest(secret);
+        let remembered = format!("token:{key}");
+        if let Some(user) = self.recent.get(&remembered) {
+            return Ok(Some(user));
+        }
+        let (generation, started) = (self.recent.generation(), Instant::now());
         let Some(mut token) = self.read::<TokenRecord>(Table::Tokens, &key).await? else {
             return Ok(None);
         };
@@ -728,6 +756,8 @@ impl Accounts {
             // Best effort: "last used" is a hint, never a reason to refuse a request.
             let _ = self.write(Table::Tokens, &key, &token, None).await;
         }
+        self.recent
+            .remember(remembered, user.clone(), generation, started);
         Ok(Some(user))
     }
 

@@ -6,16 +6,14 @@
 use std::time::Duration;
 
 use actix_files::NamedFile;
-use actix_web::http::header::{
-    self, ContentDisposition, DispositionParam, DispositionType, EntityTag,
-};
-use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
+use actix_web::http::header::{self, ContentDisposition, DispositionParam, DispositionType};
+use actix_web::{delete, get, post, route, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::auth::Caller;
 use super::error::ApiError;
-use super::images::{serve_image, REVALIDATE};
+use super::images::{serve_image, Image, REVALIDATE};
 use super::view::{load, load_owned};
 use super::AppState;
 use crate::accounts::{AccountError, ShareLink, LINK_LIFETIME};
@@ -146,7 +144,7 @@ pub async fn shown(
         })))
 }
 
-#[get("/s/{token}/preview")]
+#[route("/s/{token}/preview", method = "GET", method = "HEAD")]
 pub async fn preview(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -154,36 +152,19 @@ pub async fn preview(
 ) -> Result<HttpResponse, ApiError> {
     let (photo, _) = shared_photo(&state, &path).await?;
     let name = preview_name(&state).unwrap_or_default();
-    let Some(info) = photo.variants.get(name) else {
-        return Err(ApiError::not_found("the preview is not ready yet"));
-    };
-    serve_image(
-        &state,
-        &request,
-        &Photo::variant_key(&photo.id, name),
-        &info.content_type,
-        EntityTag::new_strong(format!("{}-{name}-{}", photo.id, info.version())),
-        REVALIDATE,
-    )
-    .await
+    let image = Image::variant(&photo, name)
+        .map_err(|_| ApiError::not_found("the preview is not ready yet"))?;
+    serve_image(&state, &request, &image, REVALIDATE).await
 }
 
-#[get("/s/{token}/original")]
+#[route("/s/{token}/original", method = "GET", method = "HEAD")]
 pub async fn original(
     state: web::Data<AppState>,
     request: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let (photo, _) = shared_photo(&state, &path).await?;
-    let mut response = serve_image(
-        &state,
-        &request,
-        &Photo::original_key(&photo.id),
-        &photo.content_type,
-        EntityTag::new_strong(photo.id.to_string()),
-        REVALIDATE,
-    )
-    .await?;
+    let mut response = serve_image(&state, &request, &Image::original(&photo), REVALIDATE).await?;
     // ASCII only in the header: the name was cleaned of control characters on upload, and
     // anything else outside ASCII is not worth a second encoding here.
     let ascii: String = photo

@@ -31,6 +31,7 @@ use self::events::StreamLimits;
 use crate::accounts::Password;
 use crate::backends::Backends;
 use crate::domain::{Email, VariantSpec};
+use crate::image_cache::{ImageCache, ImageCacheSettings};
 use crate::ingest::Limits;
 
 /// The web role's own settings: where it listens, the page it serves, how long it drains.
@@ -52,6 +53,8 @@ pub struct WebSettings {
     /// How long a recorded photo may wait for its job to be queued before the sweep queues
     /// it (`ingest::requeue_stranded`); well above any upload's own time.
     pub stranded_after: Duration,
+    /// The memory of hot images (`image_cache`).
+    pub image_cache: ImageCacheSettings,
 }
 
 /// The admin `GALLERY_ADMIN_EMAIL` and `GALLERY_ADMIN_PASSWORD` ask for.
@@ -72,6 +75,7 @@ impl Default for WebSettings {
             admin: None,
             upload_pace: form::UploadPace::default(),
             stranded_after: Duration::from_secs(300),
+            image_cache: ImageCacheSettings::default(),
         }
     }
 }
@@ -89,6 +93,8 @@ pub struct AppState {
     pub upload_pace: form::UploadPace,
     /// Where uploaded files wait until their request is read (`form::Spooled`).
     pub spool_dir: PathBuf,
+    /// Small images served lately (`routes::images`).
+    pub images: ImageCache,
 }
 
 /// The address a request comes from: the peer's, or behind our own proxy the one it appended

@@ -23,6 +23,7 @@ pub use self::settings::Settings;
 pub use self::users::manage_users;
 use crate::backends::{BackendSettings, Backends};
 use crate::error_code::ErrorCode;
+use crate::image_cache::ImageCache;
 use crate::ingest;
 use crate::metrics::Metrics;
 use crate::notifier::{self, NotifierSettings};
@@ -75,6 +76,7 @@ impl Application {
             static_dir: web_settings.static_dir.clone(),
             upload_pace: web_settings.upload_pace,
             spool_dir: settings.backends.data_dir.join("spool"),
+            images: ImageCache::new(web_settings.image_cache),
         });
         routes::form::clear_spool(&settings.backends.data_dir.join("spool"));
         tokio::spawn(requeue_stranded(

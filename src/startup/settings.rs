@@ -17,6 +17,7 @@ use crate::backends::BackendSettings;
 use crate::cache::RedisSettings;
 use crate::cli::{Cli, HttpArgs, ImportArgs, NotifyChannels, SharedArgs, WorkerTuning};
 use crate::domain::{Email, VariantSpec};
+use crate::image_cache::ImageCacheSettings;
 use crate::import::ImportSettings;
 use crate::ingest::Limits;
 use crate::notifier::NotifierSettings;
@@ -171,6 +172,10 @@ impl WebSettings {
             admin,
             upload_pace: Default::default(),
             stranded_after: Duration::from_secs(args.stranded_after_s),
+            image_cache: ImageCacheSettings {
+                capacity_bytes: args.image_cache_mb.saturating_mul(1024 * 1024),
+                max_item_bytes: args.image_cache_item_kb.saturating_mul(1024),
+            },
         })
     }
 }

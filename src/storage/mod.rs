@@ -18,6 +18,13 @@ pub use self::s3::{S3Settings, S3Store};
 /// The bytes of an object, as they arrive.
 pub type ByteStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
 
+/// An object being read: its bytes as they arrive, and its length when the store tells it
+/// without another round trip (a file's size; rust-s3 does not hand over the GET's headers).
+pub struct ObjectStream {
+    pub length: Option<u64>,
+    pub bytes: ByteStream,
+}
+
 #[async_trait]
 pub trait ObjectStore: Send + Sync {
     /// Creates what the store needs (the bucket) when missing. Safe to call at every start.
@@ -33,7 +40,7 @@ pub trait ObjectStore: Send + Sync {
     /// Reads a whole object; `None` when it does not exist.
     async fn get(&self, key: &str) -> anyhow::Result<Option<Bytes>>;
     /// Streams an object; `None` when it does not exist.
-    async fn stream(&self, key: &str) -> anyhow::Result<Option<ByteStream>>;
+    async fn stream(&self, key: &str) -> anyhow::Result<Option<ObjectStream>>;
     /// Removes an object; removing a missing one is not an error.
     async fn delete(&self, key: &str) -> anyhow::Result<()>;
 }

@@ -21,7 +21,7 @@ use s3::creds::Credentials;
 use s3::{Bucket, BucketConfiguration, Region};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{ByteStream, ObjectStore};
+use super::{ObjectStore, ObjectStream};
 
 /// How long a presigned upload URL is valid: checked when the PUT starts, not when it ends.
 const PRESIGNED_SECS: u32 = 15 * 60;
@@ -179,7 +179,7 @@ impl ObjectStore for S3Store {
         }
     }
 
-    async fn stream(&self, key: &str) -> anyhow::Result<Option<ByteStream>> {
+    async fn stream(&self, key: &str) -> anyhow::Result<Option<ObjectStream>> {
         let response = self
             .bucket
             .get_object_stream(key)
@@ -187,11 +187,14 @@ impl ObjectStore for S3Store {
             .with_context(|| format!("S3 get {key} failed"))?;
         match response.status_code {
             404 => Ok(None),
-            status if is_success(status) => Ok(Some(Box::pin(
-                response
-                    .bytes
-                    .map(|chunk| chunk.map_err(std::io::Error::other)),
-            ))),
+            status if is_success(status) => Ok(Some(ObjectStream {
+                length: None,
+                bytes: Box::pin(
+                    response
+                        .bytes
+                        .map(|chunk| chunk.map_err(std::io::Error::other)),
+                ),
+            })),
             status => bail!("S3 get {key} failed: HTTP {status}"),
         }
     }

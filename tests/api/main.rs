@@ -17,6 +17,7 @@ mod events;
 mod freeze;
 mod gateway;
 mod health;
+mod images;
 mod import;
 mod lanes;
 mod metrics;

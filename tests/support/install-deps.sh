@@ -2,7 +2,8 @@
 # Installs the Debian packages the build and the tests need, when missing:
 # cmake and nasm build the bundled libjpeg-turbo; nginx runs the gateway test;
 # aiosmtpd is the SMTP server the notifier test delivers e-mail to; vips and exiftool make the
-# real photos the import test sends. apt waits for a lock another
+# real photos the import test sends; wrk is `make bench`'s load tool (tests/support/serving-bench.sh).
+# apt waits for a lock another
 # installer holds (the Docker set-up may be installing at the same time) instead of failing.
 # Then what checks deploy/k8s offline (tests/api/deploy.rs): kubernetes-validate from PyPI in a
 # venv under target/, and KEDA's schemas from npm (tests/k8s/), both pinned.
@@ -16,6 +17,7 @@ command -v nasm >/dev/null || missing+=(nasm)
 # without waiting for apt's lock, so a test that fetched them while another install ran failed.
 command -v vips >/dev/null || missing+=(libvips-tools)
 command -v exiftool >/dev/null || missing+=(libimage-exiftool-perl)
+command -v wrk >/dev/null || missing+=(wrk)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "Installing ${missing[*]} (Debian packages)..."
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
