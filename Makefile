@@ -49,11 +49,13 @@ logs: ## Follow the Docker stack's logs
 	docker compose logs -f
 
 PHOTOS ?= target/photos
-bench: build ## Engine vs libvips and Pillow, one core, on real photos
+bench: build ## Engine vs libvips and Pillow, one core, on real photos; then the pipeline against the engine
 	@bash ../shared/photos/fetch.sh $(PHOTOS) >/dev/null
 	@for set in real camera; do echo "== $$set"; \
 	  taskset -c 1 target/release/gallery bench $(PHOTOS)/$$set; \
 	  bash ../shared/bench/peers.sh $(PHOTOS)/$$set; done
+	@echo "== pipeline (serve, then web + worker on the services; 2 jobs at once)"
+	@python3 tests/support/pipeline-bench.py --bin target/release/gallery --photos $(PHOTOS)
 
 fmt: ## Format the code
 	$(CARGO) fmt
