@@ -158,7 +158,7 @@ async fn run(context: &Context, job: &Job, counted: &mut bool) -> Result<Outcome
     };
     let (started, (original, fetch_time)) = tokio::join!(start(context, job, counted), fetch);
     let mut photo = match started? {
-        Start::Go(photo) => photo,
+        Start::Go(photo) => *photo,
         Start::Not(outcome) => return Ok(outcome),
     };
     let original = original.map_err(transient)?.ok_or_else(|| {
@@ -254,8 +254,9 @@ async fn run(context: &Context, job: &Job, counted: &mut bool) -> Result<Outcome
 
 /// Whether a delivered job goes on to the engine.
 enum Start {
-    /// Its start is counted and announced: this is the photo as recorded.
-    Go(Photo),
+    /// Its start is counted and announced: this is the photo as recorded (boxed: a record
+    /// is large, an outcome one byte).
+    Go(Box<Photo>),
     /// It ends here.
     Not(Outcome),
 }
@@ -296,7 +297,7 @@ async fn start(context: &Context, job: &Job, counted: &mut bool) -> Result<Start
     );
     backends.metrics.job_started();
     backends.announce(&photo).await;
-    Ok(Start::Go(photo))
+    Ok(Start::Go(Box::new(photo)))
 }
 
 /// Takes back the start counted for a delivery that a store's outage cut short. Best effort:
