@@ -49,11 +49,13 @@ logs: ## Follow the Docker stack's logs
 	docker compose logs -f
 
 PHOTOS ?= target/photos
-bench: build ## Engine vs libvips and Pillow, one core, on real photos; then serving (wrk)
+bench: build ## Engine vs libvips and Pillow, one core, on real photos; then the pipeline against the engine, then serving (wrk)
 	@bash ../shared/photos/fetch.sh $(PHOTOS) >/dev/null
 	@for set in real camera; do echo "== $$set"; \
 	  taskset -c 1 target/release/gallery bench $(PHOTOS)/$$set; \
 	  bash ../shared/bench/peers.sh $(PHOTOS)/$$set; done
+	@echo "== pipeline (serve, then web + worker on the services; 2 jobs at once)"
+	@python3 tests/support/pipeline-bench.py --bin target/release/gallery --photos $(PHOTOS)
 	@echo "== serving (a logged-in person's images, wrk)"
 	@bash tests/support/services.sh >/dev/null && bash tests/support/s3-server.sh >/dev/null
 	@bash tests/support/serving-bench.sh

@@ -262,7 +262,8 @@ pub struct HttpArgs {
 /// How a worker runs its jobs.
 #[derive(Debug, Clone, Args)]
 pub struct WorkerTuning {
-    /// How many jobs one worker processes at once (also its RabbitMQ prefetch).
+    /// How many photos one worker processes at once (one per core is right); it holds one
+    /// job more (its RabbitMQ prefetch), fetched and ready while the others are processed.
     #[arg(long, env = "GALLERY_WORKER_CONCURRENCY", default_value_t = WorkerSettings::default().concurrency)]
     pub concurrency: u16,
     /// Pause after marking a job processing (tests use it to stop a worker mid-job).

@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use anyhow::{anyhow, Context as _};
 use chrono::Utc;
+use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use super::WorkerSettings;
@@ -30,6 +31,8 @@ pub struct Context {
     pub backends: Backends,
     pub settings: WorkerSettings,
     pub variants: Vec<VariantSpec>,
+    /// Turns in the engine: `concurrency` of them, fewer than the jobs the worker holds.
+    pub engine: Semaphore,
 }
 
 /// How a job ended.
@@ -119,6 +122,9 @@ async fn handle_in_span(context: &Context, delivery: Delivery) {
         // The broker will hand the job out again; a repeated job is harmless.
         tracing::warn!("could not settle job: {error:#}");
     }
+    // The delivery holds one of the worker's slots: given back now, so the next job starts
+    // while this one is counted.
+    drop(delivery);
     if let Some(finished) = finished {
         count(context, finished).await;
     }
@@ -142,37 +148,29 @@ async fn run(context: &Context, job: &Job, counted: &mut bool) -> Result<Outcome
     let backends = &context.backends;
     let metrics = &backends.metrics;
     let transient = Failure::Transient;
-    let Some(mut photo) = backends.index.get(&job.photo_id).await.map_err(transient)? else {
-        return Ok(Outcome::Gone);
+    // The original is read while the start is recorded and announced: neither needs the
+    // other, and each is a round trip (or a sync) that would otherwise keep the engine waiting.
+    let original_key = Photo::original_key(&job.photo_id);
+    let fetch = async {
+        let fetching = Instant::now();
+        let original = backends.storage.get(&original_key).await;
+        (original, fetching.elapsed())
     };
-    if photo.status == Status::Done {
-        return Ok(Outcome::AlreadyDone);
-    }
-    // Counted before any work and stored with the status: a photo whose processing kills the
-    // worker (or the whole `serve` process) comes back with every start recorded, and stops
-    // coming back once this job's starts (those beyond its baseline: a reprocessed photo has
-    // had starts before) reach the attempt limit.
-    let starts = photo.deliveries.saturating_sub(job.baseline);
-    if starts >= context.settings.max_attempts {
-        let unfinished = starts.saturating_sub(job.attempt.saturating_sub(1));
-        return Err(Failure::Permanent(anyhow!(
-            "processing stopped the worker {unfinished} times; given up after {starts} deliveries"
-        )));
-    }
-    photo.deliveries += 1;
-    photo.status = Status::Processing;
-    photo.attempts = job.attempt;
-    if !backends.index.update(&photo).await.map_err(transient)? {
-        return Ok(Outcome::Gone);
-    }
-    *counted = true;
-    tracing::info!(
-        attempt = job.attempt,
-        delivery = photo.deliveries,
-        "job started"
-    );
-    metrics.job_started();
-    backends.announce(&photo).await;
+    let (started, (original, fetch_time)) = tokio::join!(start(context, job, counted), fetch);
+    let mut photo = match started? {
+        Start::Go(photo) => *photo,
+        Start::Not(outcome) => return Ok(outcome),
+    };
+    let original = original.map_err(transient)?.ok_or_else(|| {
+        Failure::Transient(anyhow!(
+            "the original ({original_key}) is missing from storage"
+        ))
+    })?;
+    metrics.stage(Stage::Fetch, fetch_time);
+
+    // Held until the variants are made, not until they are stored: the next job's engine
+    // work overlaps this one's stores. Never closed, so acquiring cannot fail.
+    let engine_turn = context.engine.acquire().await;
     #[cfg(feature = "test-hooks")]
     if !context.settings.job_delay.is_zero() {
         tokio::time::sleep(context.settings.job_delay).await;
@@ -186,19 +184,6 @@ async fn run(context: &Context, job: &Job, counted: &mut bool) -> Result<Outcome
         }
     }
 
-    let original_key = Photo::original_key(&photo.id);
-    let fetching = Instant::now();
-    let original = backends
-        .storage
-        .get(&original_key)
-        .await
-        .map_err(transient)?
-        .ok_or_else(|| {
-            Failure::Transient(anyhow!(
-                "the original ({original_key}) is missing from storage"
-            ))
-        })?;
-    metrics.stage(Stage::Fetch, fetching.elapsed());
     let specs = context.variants.clone();
     let engine = context.settings.engine.clone();
     let ops = job.ops.clone();
@@ -210,10 +195,12 @@ async fn run(context: &Context, job: &Job, counted: &mut bool) -> Result<Outcome
     metrics.stage(Stage::Decode, processed.timings.decode);
     metrics.stage(Stage::Resize, processed.timings.resize);
     metrics.stage(Stage::Encode, processed.timings.encode);
+    drop(engine_turn);
 
+    // The variants are stored side by side: each is a round trip to S3, or a file and
+    // directory sync, and none depends on another.
     let storing = Instant::now();
-    let mut stored = Vec::new();
-    for variant in processed.variants {
+    let puts = processed.variants.into_iter().map(|variant| {
         let key = Photo::variant_key(&photo.id, &variant.name);
         let info = VariantInfo {
             width: variant.width,
@@ -221,14 +208,30 @@ async fn run(context: &Context, job: &Job, counted: &mut bool) -> Result<Outcome
             content_type: variant.content_type.to_owned(),
             bytes: variant.bytes.len() as u64,
         };
-        backends
-            .storage
-            .put(&key, variant.bytes.into(), variant.content_type)
-            .await
-            .with_context(|| format!("storing variant {}", variant.name))
-            .map_err(transient)?;
-        stored.push(key);
-        photo.variants.insert(variant.name, info);
+        async move {
+            let put = backends
+                .storage
+                .put(&key, variant.bytes.into(), variant.content_type)
+                .await
+                .with_context(|| format!("storing variant {}", variant.name));
+            put.map(|()| (variant.name, key, info))
+        }
+    });
+    let mut stored = Vec::new();
+    let mut failed = None;
+    for put in futures_util::future::join_all(puts).await {
+        match put {
+            Ok((name, key, info)) => {
+                stored.push(key);
+                photo.variants.insert(name, info);
+            }
+            Err(error) => {
+                failed.get_or_insert(error);
+            }
+        }
+    }
+    if let Some(error) = failed {
+        return Err(transient(error));
     }
     metrics.stage(Stage::Store, storing.elapsed());
     photo.status = Status::Done;
@@ -247,6 +250,54 @@ async fn run(context: &Context, job: &Job, counted: &mut bool) -> Result<Outcome
     }
     backends.announce(&photo).await;
     Ok(Outcome::Done)
+}
+
+/// Whether a delivered job goes on to the engine.
+enum Start {
+    /// Its start is counted and announced: this is the photo as recorded (boxed: a record
+    /// is large, an outcome one byte).
+    Go(Box<Photo>),
+    /// It ends here.
+    Not(Outcome),
+}
+
+/// Counts this delivery's start in the photo's record and marks it processing, unless the
+/// photo is gone or done, or its starts have reached the limit.
+async fn start(context: &Context, job: &Job, counted: &mut bool) -> Result<Start, Failure> {
+    let backends = &context.backends;
+    let transient = Failure::Transient;
+    let Some(mut photo) = backends.index.get(&job.photo_id).await.map_err(transient)? else {
+        return Ok(Start::Not(Outcome::Gone));
+    };
+    if photo.status == Status::Done {
+        return Ok(Start::Not(Outcome::AlreadyDone));
+    }
+    // Counted before any work and stored with the status: a photo whose processing kills the
+    // worker (or the whole `serve` process) comes back with every start recorded, and stops
+    // coming back once this job's starts (those beyond its baseline: a reprocessed photo has
+    // had starts before) reach the attempt limit.
+    let starts = photo.deliveries.saturating_sub(job.baseline);
+    if starts >= context.settings.max_attempts {
+        let unfinished = starts.saturating_sub(job.attempt.saturating_sub(1));
+        return Err(Failure::Permanent(anyhow!(
+            "processing stopped the worker {unfinished} times; given up after {starts} deliveries"
+        )));
+    }
+    photo.deliveries += 1;
+    photo.status = Status::Processing;
+    photo.attempts = job.attempt;
+    if !backends.index.update(&photo).await.map_err(transient)? {
+        return Ok(Start::Not(Outcome::Gone));
+    }
+    *counted = true;
+    tracing::info!(
+        attempt = job.attempt,
+        delivery = photo.deliveries,
+        "job started"
+    );
+    backends.metrics.job_started();
+    backends.announce(&photo).await;
+    Ok(Start::Go(Box::new(photo)))
 }
 
 /// Takes back the start counted for a delivery that a store's outage cut short. Best effort:

@@ -1,13 +1,18 @@
-//! The worker role: takes jobs off the queue, at most `concurrency` at once, and runs each
-//! through `job::run`. It resubscribes whenever the broker connection drops, and on
-//! shutdown stops taking jobs, finishes the ones it holds, then leaves.
+//! The worker role: takes jobs off the queue and runs each through `job::run`, at most
+//! `concurrency` in the engine at once. It holds one job more than that: the next job's
+//! record is read and marked and its original fetched while the engine works on the others,
+//! and a finished job's variants are stored and recorded after its engine turn is given
+//! back, so on a backlog the engine never waits for a store. (One job more and no more: an
+//! upload that comes during bulk work waits for at most one bulk job beyond those running.)
+//! It resubscribes whenever the broker connection drops, and on shutdown stops taking jobs,
+//! finishes the ones it holds, then leaves.
 
 mod job;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::backends::Backends;
@@ -20,14 +25,15 @@ pub use job::Outcome;
 /// How a worker runs jobs.
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
-    /// Jobs run at once (also the queue's prefetch).
+    /// Jobs in the engine at once; the worker holds one more (the queue's prefetch).
     pub concurrency: u16,
     /// Processing attempts per photo before it is failed and dead-lettered.
     pub max_attempts: u32,
     /// The wait before each retry of a failed job.
     pub retry: RetryPolicy,
     pub engine: resize::Settings,
-    /// Pause after a job is marked processing, so tests can stop a worker mid-job.
+    /// Pause in the engine's turn (after the job is marked processing), so tests can stop
+    /// a worker mid-job.
     #[cfg(feature = "test-hooks")]
     pub job_delay: Duration,
     /// Fails the first start of every photo whose file name begins so (and only the first:
@@ -67,14 +73,16 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let concurrency = settings.concurrency.max(1);
+    let held = concurrency.saturating_add(1);
     let context = Arc::new(job::Context {
         backends,
         settings,
         variants,
+        engine: Semaphore::new(usize::from(concurrency)),
     });
     let mut in_flight = JoinSet::new();
     loop {
-        let consume = || context.backends.queue.consume(concurrency);
+        let consume = || context.backends.queue.consume(held);
         let subscribed = until_ok(
             RetryPolicy::RECONNECT,
             "cannot subscribe to jobs",

@@ -1,12 +1,17 @@
 //! Uploads that a worker turns into variants: every format, EXIF orientation, every op, and
-//! broken images failing with a readable error. Pixels are checked, not just sizes.
+//! broken images failing with a readable error. Pixels are checked, not just sizes. And how
+//! many jobs a worker holds at once.
 
+use std::collections::HashSet;
+
+use gallery::domain::EventKind;
+use gallery::queue::Listener;
 use image::GenericImageView;
 use serde_json::Value;
 
 use crate::helpers::{
-    decode, jpeg_fixture, png_rgba_fixture, spawn_app, webp_fixture, with_exif_orientation,
-    BackendSet, TestApp,
+    decode, jpeg_fixture, png_rgba_fixture, spawn_app, spawn_app_with, webp_fixture,
+    with_exif_orientation, BackendSet, TestApp,
 };
 
 async fn variant(app: &TestApp, photo: &Value, name: &str) -> image::DynamicImage {
@@ -212,9 +217,55 @@ async fn a_corrupt_image_fails_with_a_readable_error_and_is_dead_lettered(set: B
     panic!("the failed job never reached the dead-letter queue");
 }
 
+/// A worker holds one job beyond those in its engine, ready (its record marked, its original
+/// fetched) for the moment an engine turn frees up, and no more than that: with one job at
+/// once and each job long in the engine, two of three photos are processing before the
+/// first is done, not three.
+async fn a_worker_readies_one_job_beyond_its_concurrency_and_no_more(set: BackendSet) {
+    let app = spawn_app_with(set, |settings| {
+        settings.worker.concurrency = 1;
+        settings.worker.job_delay = std::time::Duration::from_millis(1500);
+    })
+    .await;
+    let mut events = app
+        .backends
+        .queue
+        .subscribe_events(Listener::Live)
+        .await
+        .expect("live events");
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        ids.push(
+            app.upload_ok(&format!("held-{n}.jpg"), jpeg_fixture(320, 240), None)
+                .await,
+        );
+    }
+    let mut processing = HashSet::new();
+    let first_done = loop {
+        let event = events.next().await.expect("events go on").event;
+        match event.kind {
+            EventKind::Processing => {
+                processing.insert(event.photo.id.as_str().to_owned());
+            }
+            EventKind::Done => break event.photo.id.as_str().to_owned(),
+            _ => {}
+        }
+    };
+    assert_eq!(
+        processing.len(),
+        2,
+        "photos processing before the first was done ({first_done}): {processing:?}"
+    );
+    assert!(processing.contains(&first_done));
+    for id in &ids {
+        assert_eq!(app.wait_done(id).await["status"], "done");
+    }
+}
+
 on_both_backends!(
     jpeg_png_and_webp_reach_done_with_right_sized_variants,
     exif_orientation_6_turns_a_landscape_jpeg_portrait,
     every_op_is_applied_in_order,
     a_corrupt_image_fails_with_a_readable_error_and_is_dead_lettered,
+    a_worker_readies_one_job_beyond_its_concurrency_and_no_more,
 );
