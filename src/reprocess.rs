@@ -346,6 +346,7 @@ mod tests {
                         height: *height,
                         content_type: "image/jpeg".into(),
                         bytes: 1,
+                        digest: None,
                     };
                     ((*name).to_owned(), info)
                 })

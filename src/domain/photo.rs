@@ -39,14 +39,41 @@ pub struct VariantInfo {
     pub height: u32,
     pub content_type: String,
     pub bytes: u64,
+    /// The first 16 hex digits of the variant's SHA-256; absent in records written before
+    /// variants carried it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
 }
 
 impl VariantInfo {
-    /// Tells this making of a variant from another: a variant made again (reprocessing, at
-    /// another size or quality) has other dimensions or another length, so its URL and ETag,
-    /// which carry this, change with it, and a browser never keeps showing the old one.
+    /// What a variant made from `bytes` is recorded as.
+    pub fn of(width: u32, height: u32, content_type: &str, bytes: &[u8]) -> Self {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(bytes);
+        VariantInfo {
+            width,
+            height,
+            content_type: content_type.to_owned(),
+            bytes: bytes.len() as u64,
+            digest: Some(
+                digest[..8]
+                    .iter()
+                    .map(|byte| format!("{byte:02x}"))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Tells this making of a variant from another: a variant made again (reprocessing, after
+    /// an engine change, at another size or quality) has other bytes, so its URL and ETag,
+    /// which carry this, change with it, and neither a browser nor the web role's memory of
+    /// hot images keeps showing the old one. Records from before the digest fall back to
+    /// dimensions and length.
     pub fn version(&self) -> String {
-        format!("{}x{}-{}", self.width, self.height, self.bytes)
+        match &self.digest {
+            Some(digest) => format!("{}x{}-{digest}", self.width, self.height),
+            None => format!("{}x{}-{}", self.width, self.height, self.bytes),
+        }
     }
 }
 
@@ -165,7 +192,7 @@ impl Photo {
 
 #[cfg(test)]
 mod tests {
-    use super::Notify;
+    use super::{Notify, VariantInfo};
 
     #[test]
     fn notify_targets_are_checked() {
@@ -185,5 +212,23 @@ mod tests {
         for bad in ["12a", "-", "@ab", "chat"] {
             assert!(Notify::parse_telegram(bad).is_err(), "{bad} accepted");
         }
+    }
+
+    #[test]
+    fn a_variant_made_again_with_other_bytes_has_another_version() {
+        let first = VariantInfo::of(320, 240, "image/jpeg", b"first making");
+        let again = VariantInfo::of(320, 240, "image/jpeg", b"other making");
+        assert_eq!(first.bytes, again.bytes, "same size and length");
+        assert_ne!(first.version(), again.version());
+        assert_eq!(
+            first.version(),
+            VariantInfo::of(320, 240, "image/jpeg", b"first making").version()
+        );
+        // A record from before the digest still reads, and keeps its old version.
+        let old: VariantInfo = serde_json::from_str(
+            r#"{"width":320,"height":240,"content_type":"image/jpeg","bytes":12}"#,
+        )
+        .expect("an old record");
+        assert_eq!(old.version(), "320x240-12");
     }
 }

@@ -153,6 +153,7 @@ mod tests {
                         height,
                         content_type: "image/jpeg".into(),
                         bytes: 1,
+                        digest: None,
                     };
                     (name.to_owned(), info)
                 })
@@ -210,6 +211,7 @@ mod tests {
             height: 96,
             content_type: "image/webp".into(),
             bytes: 1,
+            digest: None,
         };
         made.photo.variants.insert("square".into(), square);
         let text = |event: &Event, lang| render(event, lang).expect("a message").text;

@@ -202,12 +202,12 @@ async fn run(context: &Context, job: &Job, counted: &mut bool) -> Result<Outcome
     let storing = Instant::now();
     let puts = processed.variants.into_iter().map(|variant| {
         let key = Photo::variant_key(&photo.id, &variant.name);
-        let info = VariantInfo {
-            width: variant.width,
-            height: variant.height,
-            content_type: variant.content_type.to_owned(),
-            bytes: variant.bytes.len() as u64,
-        };
+        let info = VariantInfo::of(
+            variant.width,
+            variant.height,
+            variant.content_type,
+            &variant.bytes,
+        );
         async move {
             let put = backends
                 .storage
