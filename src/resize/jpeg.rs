@@ -280,6 +280,24 @@ fn decode_packed(
     Ok(data)
 }
 
+/// Decodes a whole JPEG at full size to packed RGB with the accurate IDCT and smooth chroma
+/// upsampling, no scaling: the reference the quality measure compares variants against.
+pub(crate) fn decode_rgb_full(bytes: &[u8]) -> Result<(u32, u32, Vec<u8>), String> {
+    let mut h = Handle::new(tj::TJINIT_TJINIT_DECOMPRESS)?;
+    h.set(tj::TJPARAM_TJPARAM_SCANLIMIT, SCAN_LIMIT)?;
+    // SAFETY: bytes outlives the call; the length is the slice's.
+    h.check(unsafe { tj::tj3DecompressHeader(h.0, bytes.as_ptr(), bytes.len() as tj::size_t) })?;
+    let (width, height) = (
+        h.get(tj::TJPARAM_TJPARAM_JPEGWIDTH),
+        h.get(tj::TJPARAM_TJPARAM_JPEGHEIGHT),
+    );
+    let (Ok(width), Ok(height)) = (u32::try_from(width), u32::try_from(height)) else {
+        return Err("bad JPEG size".into());
+    };
+    let data = decode_packed(&h, bytes, width, height, tj::TJPF_TJPF_RGB, 3)?;
+    Ok((width, height, data))
+}
+
 fn compressor(quality: u8, subsamp: tj::TJSAMP, icc: Option<&[u8]>) -> Result<Handle, String> {
     let mut h = Handle::new(tj::TJINIT_TJINIT_COMPRESS)?;
     h.set(

@@ -78,6 +78,7 @@ pub mod hostile;
 mod jpeg;
 mod meta;
 mod probe;
+pub mod quality;
 mod raster;
 #[cfg(test)]
 mod tests;

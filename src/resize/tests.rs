@@ -1077,3 +1077,86 @@ fn variants_carry_no_exif() {
     assert_eq!(meta::jpeg_orientation(&p.variants[0].bytes), None);
     assert!(!p.variants[0].bytes.windows(6).any(|w| w == b"Exif\0\0"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Quality held on the shared photo sets (issue #11)
+
+/// Every variant of every shared photo (`make test-deps` fetches them into target/photos) stays
+/// within `quality::ALLOWED_DROP_DB` of the luma PSNR recorded before the engine's speed-ups.
+#[test]
+fn shared_photos_keep_their_recorded_quality() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/photos");
+    let mut photos: Vec<(String, std::path::PathBuf)> = Vec::new();
+    for set in ["real", "camera"] {
+        let dir = root.join(set);
+        let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| {
+            panic!(
+                "the shared photos are missing ({}: {e}); `make test-deps` fetches them",
+                dir.display()
+            )
+        });
+        for entry in entries {
+            let path = entry.expect("directory entry").path();
+            if path.extension().is_some_and(|e| e == "jpg") {
+                let name = path.file_name().and_then(|n| n.to_str()).expect("file name");
+                photos.push((format!("{set}/{name}"), path));
+            }
+        }
+    }
+    let recorded: Vec<(&str, &str)> = quality::RECORDED
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let mut fields = line.split(',');
+            Some((fields.next()?, fields.next()?))
+        })
+        .collect();
+    for (photo, _) in &recorded {
+        assert!(
+            photos.iter().any(|(p, _)| p == photo),
+            "{photo} has a recorded figure but is not in {}: fetch the photos again \
+             (`rm -r target/photos && make test-deps`)",
+            root.display()
+        );
+    }
+    let settings = Settings::default();
+    let sizes = specs(&[1280, 320]);
+    // Two photos at a time: the full-size reference decodes dominate, and they are C code.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failures = std::sync::Mutex::new(Vec::<String>::new());
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| {
+                while let Some((photo, path)) =
+                    photos.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                {
+                    let bytes = std::fs::read(path).expect("photo reads");
+                    let processed = process(&bytes, &[], &sizes, &settings).expect("processes");
+                    let figures = quality::measure(&bytes, &processed).expect("measures");
+                    assert_eq!(figures.len(), 2, "{photo}: both variants measured");
+                    for figure in figures {
+                        let Some(before) = quality::recorded(photo, &figure.name) else {
+                            failures.lock().expect("lock").push(format!(
+                                "{photo} {}: no recorded figure (add it to \
+                                 tests/quality/engine-psnr.csv)",
+                                figure.name
+                            ));
+                            continue;
+                        };
+                        if figure.psnr_db < before - quality::ALLOWED_DROP_DB {
+                            failures.lock().expect("lock").push(format!(
+                                "{photo} {}: luma PSNR {:.2} dB, recorded {before:.2} dB \
+                                 (allowed drop {} dB)",
+                                figure.name,
+                                figure.psnr_db,
+                                quality::ALLOWED_DROP_DB
+                            ));
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let failures = failures.into_inner().expect("lock");
+    assert!(failures.is_empty(), "quality dropped:\n{}", failures.join("\n"));
+}
