@@ -647,25 +647,25 @@ fn variants_come_back_in_the_order_asked() {
 }
 
 #[test]
-fn dct_scale_follows_the_two_x_margin_rule() {
-    assert_eq!(jpeg::scale_denominator(8160, 5100, (1280, 800)), 2);
+fn dct_scale_leaves_the_lanczos_pass_a_margin() {
+    assert_eq!(jpeg::scale_denominator(8160, 5100, (1280, 800)), 4);
     assert_eq!(jpeg::scale_denominator(2560, 1600, (1280, 800)), 1);
     assert_eq!(jpeg::scale_denominator(5120, 2880, (1280, 720)), 2);
-    assert_eq!(jpeg::scale_denominator(4032, 2520, (1280, 800)), 1);
+    assert_eq!(jpeg::scale_denominator(4032, 2520, (1280, 800)), 2);
     assert_eq!(jpeg::scale_denominator(8000, 6000, (500, 375)), 8);
     assert_eq!(jpeg::scale_denominator(8000, 6000, (1000, 750)), 4);
 }
 
 #[test]
 fn big_jpeg_is_never_a_full_size_frame() {
-    // 4000×3000: a 300 px variant is cut from a 1/4 decode (1000×750; 1/8 would leave less
-    // than 2×), a 200 px one from a 1/8 decode (500×375).
+    // 4000×3000: a 400 px variant is cut from a 1/4 decode (1000×750; 1/8 would leave the
+    // Lanczos pass less than 1.5×), a 250 px one from a 1/8 decode (500×375).
     let img = RgbImage::from_fn(4000, 3000, |x, y| {
         image::Rgb([(x / 16) as u8, (y / 12) as u8, 90])
     });
     let bytes = jpeg(&img);
     let probe = probe(&bytes).expect("probes");
-    for (target, frame) in [((300, 225), (1000, 750)), ((200, 150), (500, 375))] {
+    for (target, frame) in [((400, 300), (1000, 750)), ((250, 187), (500, 375))] {
         let decoded =
             jpeg::decode(&bytes, &probe, target, false, &Settings::default()).expect("decodes");
         assert_eq!((decoded.frame.width, decoded.frame.height), frame);
@@ -829,6 +829,33 @@ fn variants_match_a_slow_exact_reference() {
             let p = process(&bytes, &[], &specs(&[size]), &quality).expect("processes");
             check(&p.variants[0], "single variant");
         }
+    }
+}
+
+#[test]
+fn progressive_jpegs_decoded_scaled_from_fewer_scans_keep_their_quality() {
+    let img = photo_like(1600, 1200);
+    let baseline = jpeg_with(&img, turbojpeg_sys::TJSAMP_TJSAMP_420, 92);
+    let progressive = jpeg::encode_rgb_progressive(img.as_raw(), 1600, 1200, 92).expect("encodes");
+    let full = reference_full(&baseline);
+    // 800 comes from a full decode (every scan), 400 from 1/2, 200 from 1/4, 100 from 1/8.
+    for size in [800, 400, 200, 100] {
+        let psnr_of = |bytes: &[u8]| {
+            let p = process(bytes, &[], &specs(&[size]), &settings()).expect("processes");
+            let v = &p.variants[0];
+            psnr(&decode(v).to_rgb8(), &reference_resize(&full, v.width, v.height))
+        };
+        let (from_baseline, from_progressive) = (psnr_of(&baseline), psnr_of(&progressive));
+        assert!(
+            from_progressive >= from_baseline - 0.5,
+            "{size}: progressive {from_progressive:.2} dB, baseline {from_baseline:.2} dB"
+        );
+    }
+    // A progressive file cut short still fails, whatever the scale would have read of it.
+    let cut = &progressive[..progressive.len() * 9 / 10];
+    for size in [800, 100] {
+        let err = process(cut, &[], &specs(&[size]), &settings()).expect_err("cut short");
+        assert!(matches!(err, ProcessError::Decode(_)), "{size}: {err}");
     }
 }
 
