@@ -192,10 +192,7 @@ fn quality_pass(
     settings: &Settings,
     csv: Option<&Path>,
 ) -> anyhow::Result<QualityReport> {
-    let set = dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default();
+    let set = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     let mut lines = String::from("photo,variant,psnr_db\n");
     let mut worst_psnr: Option<(f64, String)> = None;
     let mut worst_drop: Option<(f64, String)> = None;
@@ -209,7 +206,10 @@ fn quality_pass(
         let figures = resize::quality::measure(&bytes, &processed)
             .map_err(anyhow::Error::msg)
             .with_context(|| format!("measuring {}", path.display()))?;
-        let file = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let file = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
         let photo = format!("{set}/{file}");
         for figure in figures {
             let of = format!("{photo} {}", figure.name);

@@ -174,7 +174,10 @@ pub(crate) fn decode(
         colorspace,
         gray,
     };
-    let frame = match pruned.as_deref().map(|pruned| decode_frame(&h, pruned, &layout)) {
+    let frame = match pruned
+        .as_deref()
+        .map(|pruned| decode_frame(&h, pruned, &layout))
+    {
         Some(Ok(frame)) => frame,
         // Whatever the shortened stream trips on is judged on the original bytes.
         _ => decode_frame(&h, bytes, &layout)?,

@@ -41,8 +41,8 @@
 //! # Progressive JPEGs: only the scans the scale needs
 //! libjpeg-turbo Huffman-decodes every scan of a progressive JPEG whatever the output scale, and
 //! that is most of its time. A scaled decode therefore reads a shortened stream (`scans`): the
-//! scans whose coefficients lie wholly above what the reduced IDCT mostly rests on (DC only at
-//! 1/8, zigzag ≤ 4 at 1/4, ≤ 24 at 1/2) and the last-bit refinement scans are cut out before
+//! scans whose coefficients lie wholly above what the reduced IDCT mostly rests on (DC and the first AC
+//! band at 1/8, zigzag ≤ 4 at 1/4, ≤ 24 at 1/2) and the last-bit refinement scans are cut out before
 //! TurboJPEG sees the bytes (libjpeg's buffered-image mode would do the same, but TurboJPEG does
 //! not expose it; cutting can also drop a middle scan). Measured with callgrind (instructions of
 //! one `gallery bench` run of that photo, so decode, resize and encode) and `resize::quality`:

@@ -40,8 +40,8 @@ pub fn measure(source: &[u8], processed: &Processed) -> Result<Vec<VariantQualit
     let full = fr::images::ImageRef::new(width, height, &rgb, fr::PixelType::U8x3)
         .map_err(|e| e.to_string())?;
     let mut resizer = fr::Resizer::new();
-    let options = fr::ResizeOptions::new()
-        .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Lanczos3));
+    let options =
+        fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Lanczos3));
     processed
         .variants
         .iter()
@@ -63,7 +63,10 @@ pub fn measure(source: &[u8], processed: &Processed) -> Result<Vec<VariantQualit
                 },
             };
             let reference = small.transformed(transform).unwrap_or(small);
-            let Pixels::Packed { data: reference, .. } = reference.pixels else {
+            let Pixels::Packed {
+                data: reference, ..
+            } = reference.pixels
+            else {
                 return Err("reference is not RGB".into());
             };
             let (vw, vh, ours) = jpeg::decode_rgb_full(&variant.bytes)?;
@@ -82,7 +85,8 @@ pub fn measure(source: &[u8], processed: &Processed) -> Result<Vec<VariantQualit
 
 /// PSNR of the BT.601 luma of two RGB buffers of the same size.
 fn luma_psnr(a: &[u8], b: &[u8]) -> f64 {
-    let luma = |p: &[u8]| 0.299 * f64::from(p[0]) + 0.587 * f64::from(p[1]) + 0.114 * f64::from(p[2]);
+    let luma =
+        |p: &[u8]| 0.299 * f64::from(p[0]) + 0.587 * f64::from(p[1]) + 0.114 * f64::from(p[2]);
     let (sum, count) = a
         .chunks_exact(3)
         .zip(b.chunks_exact(3))

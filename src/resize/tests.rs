@@ -843,7 +843,10 @@ fn progressive_jpegs_decoded_scaled_from_fewer_scans_keep_their_quality() {
         let psnr_of = |bytes: &[u8]| {
             let p = process(bytes, &[], &specs(&[size]), &settings()).expect("processes");
             let v = &p.variants[0];
-            psnr(&decode(v).to_rgb8(), &reference_resize(&full, v.width, v.height))
+            psnr(
+                &decode(v).to_rgb8(),
+                &reference_resize(&full, v.width, v.height),
+            )
         };
         let (from_baseline, from_progressive) = (psnr_of(&baseline), psnr_of(&progressive));
         assert!(
@@ -1125,7 +1128,10 @@ fn shared_photos_keep_their_recorded_quality() {
         for entry in entries {
             let path = entry.expect("directory entry").path();
             if path.extension().is_some_and(|e| e == "jpg") {
-                let name = path.file_name().and_then(|n| n.to_str()).expect("file name");
+                let name = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .expect("file name");
                 photos.push((format!("{set}/{name}"), path));
             }
         }
@@ -1185,5 +1191,9 @@ fn shared_photos_keep_their_recorded_quality() {
         }
     });
     let failures = failures.into_inner().expect("lock");
-    assert!(failures.is_empty(), "quality dropped:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "quality dropped:\n{}",
+        failures.join("\n")
+    );
 }
