@@ -22,6 +22,37 @@ pub struct BenchReport {
     pub megapixels_per_second: f64,
     /// VmHWM of this process, in KiB; None where /proc is unavailable.
     pub peak_rss_kib: Option<u64>,
+    /// The quality pass's figures, when it ran.
+    pub quality: Option<QualityReport>,
+}
+
+/// The worst figures of the quality pass (`resize::quality`), measured after the timed loop.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QualityReport {
+    /// The lowest luma PSNR of any variant, in dB, and which (`SET/FILE VARIANT`).
+    pub worst_psnr_db: f64,
+    pub worst_psnr_of: String,
+    /// The largest drop below the recorded figure (negative: every variant gained), and which;
+    /// None when no photo of the folder has a recorded figure.
+    pub worst_drop: Option<(f64, String)>,
+}
+
+impl fmt::Display for QualityReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "quality: worst luma PSNR {:.2} dB ({})",
+            self.worst_psnr_db, self.worst_psnr_of
+        )?;
+        match &self.worst_drop {
+            Some((db, of)) => write!(
+                f,
+                ", worst drop below the recorded figure {db:.2} dB ({of}; allowed {:.1})",
+                resize::quality::ALLOWED_DROP_DB
+            ),
+            None => write!(f, ", no recorded figures for these photos"),
+        }
+    }
 }
 
 impl fmt::Display for BenchReport {
@@ -41,14 +72,29 @@ impl fmt::Display for BenchReport {
     }
 }
 
+/// What to measure besides throughput.
+#[derive(Debug, Clone, Default)]
+pub struct Options<'a> {
+    /// Write the variants here, to look at them.
+    pub out: Option<&'a Path>,
+    /// After the timed loop, measure every JPEG variant's quality (`resize::quality`).
+    pub quality: bool,
+    /// Print each photo's decode, resize and encode times (from `resize::Timings`).
+    pub per_photo: bool,
+    /// Also write each variant's figure here as CSV (`photo,variant,psnr_db`), the format of
+    /// the recorded figures.
+    pub quality_csv: Option<&'a Path>,
+}
+
 /// Processes every JPEG/PNG/WebP in `dir` with variants named by size (e.g. "1280", "320"),
-/// `threads` images at a time, optionally writing the variants to `out`. Prints the report line.
+/// `threads` images at a time. Prints the report line, then the quality line when asked.
 pub fn run(
     dir: &Path,
     sizes: &[u32],
     threads: usize,
-    out: Option<&Path>,
+    options: &Options<'_>,
 ) -> anyhow::Result<BenchReport> {
+    let out = options.out;
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
@@ -96,6 +142,16 @@ pub fn run(
                         if let Some(out) = out {
                             write_variants(out, path, &processed)?;
                         }
+                        if options.per_photo {
+                            let t = processed.timings;
+                            println!(
+                                "{}: decode {:.1} ms, resize {:.1} ms, encode {:.1} ms",
+                                path.display(),
+                                t.decode.as_secs_f64() * 1e3,
+                                t.resize.as_secs_f64() * 1e3,
+                                t.encode.as_secs_f64() * 1e3
+                            );
+                        }
                     }
                     Ok(())
                 })
@@ -110,15 +166,76 @@ pub fn run(
     })?;
     let seconds = start.elapsed().as_secs_f64();
     let megapixels = megapixels.into_inner().unwrap_or_default();
-    let report = BenchReport {
+    let mut report = BenchReport {
         images: files.len(),
         seconds,
         images_per_second: files.len() as f64 / seconds,
         megapixels_per_second: megapixels / seconds,
+        // Read before the quality pass, whose full-size reference decodes would count too.
         peak_rss_kib: peak_rss_kib(),
+        quality: None,
     };
     println!("{report}");
+    if options.quality {
+        let quality = quality_pass(dir, &files, &specs, &settings, options.quality_csv)?;
+        println!("{quality}");
+        report.quality = Some(quality);
+    }
     Ok(report)
+}
+
+/// Runs the engine again over `files`, untimed, and measures each JPEG variant.
+fn quality_pass(
+    dir: &Path,
+    files: &[PathBuf],
+    specs: &[VariantSpec],
+    settings: &Settings,
+    csv: Option<&Path>,
+) -> anyhow::Result<QualityReport> {
+    let set = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let mut lines = String::from("photo,variant,psnr_db\n");
+    let mut worst_psnr: Option<(f64, String)> = None;
+    let mut worst_drop: Option<(f64, String)> = None;
+    for path in files {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        if resize::Format::sniff(&bytes) != Some(resize::Format::Jpeg) {
+            continue;
+        }
+        let processed = resize::process(&bytes, &[], specs, settings)
+            .with_context(|| format!("processing {}", path.display()))?;
+        let figures = resize::quality::measure(&bytes, &processed)
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("measuring {}", path.display()))?;
+        let file = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let photo = format!("{set}/{file}");
+        for figure in figures {
+            let of = format!("{photo} {}", figure.name);
+            lines.push_str(&format!("{photo},{},{:.2}\n", figure.name, figure.psnr_db));
+            if !matches!(&worst_psnr, Some((db, _)) if *db <= figure.psnr_db) {
+                worst_psnr = Some((figure.psnr_db, of.clone()));
+            }
+            if let Some(recorded) = resize::quality::recorded(&photo, &figure.name) {
+                let drop = recorded - figure.psnr_db;
+                if !matches!(&worst_drop, Some((worst, _)) if *worst >= drop) {
+                    worst_drop = Some((drop, of));
+                }
+            }
+        }
+    }
+    if let Some(csv) = csv {
+        std::fs::write(csv, lines).with_context(|| format!("writing {}", csv.display()))?;
+    }
+    let Some((worst_psnr_db, worst_psnr_of)) = worst_psnr else {
+        bail!("no JPEG in {} to measure quality on", dir.display());
+    };
+    Ok(QualityReport {
+        worst_psnr_db,
+        worst_psnr_of,
+        worst_drop,
+    })
 }
 
 fn write_variants(out: &Path, source: &Path, processed: &resize::Processed) -> anyhow::Result<()> {

@@ -104,6 +104,16 @@ pub struct BenchArgs {
     /// Write the variants here, to look at them.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Print each photo's decode, resize and encode times.
+    #[arg(long)]
+    pub per_photo: bool,
+    /// Skip the (untimed) quality pass after the timed loop.
+    #[arg(long)]
+    pub no_quality: bool,
+    /// Write each variant's luma PSNR to this CSV file (the format of
+    /// tests/quality/engine-psnr.csv).
+    #[arg(long)]
+    pub quality_csv: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -23,8 +23,13 @@ fn main() -> ExitCode {
         };
     }
     if let Command::Bench(args) = &cli.command {
-        return match gallery::bench::run(&args.dir, &args.sizes, args.threads, args.out.as_deref())
-        {
+        let options = gallery::bench::Options {
+            out: args.out.as_deref(),
+            quality: !args.no_quality,
+            per_photo: args.per_photo,
+            quality_csv: args.quality_csv.as_deref(),
+        };
+        return match gallery::bench::run(&args.dir, &args.sizes, args.threads, &options) {
             Ok(_) => ExitCode::SUCCESS,
             Err(error) => {
                 eprintln!("bench failed: {error:#}");

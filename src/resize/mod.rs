@@ -10,7 +10,7 @@
 //! JPEGs are decoded with libjpeg-turbo 3 (TurboJPEG API via `turbojpeg-sys`, bundled and built
 //! with its SIMD code). Measured on this project's photos, one core, decode only (ms/image):
 //!
-//! | decoder (at the scale the rule below picks)  | real/ (2560×1600, 5K) | camera/ (12 MP, 50 MP) |
+//! | decoder (scales of the earlier 2× rule)      | real/ (2560×1600, 5K) | camera/ (12 MP, 50 MP) |
 //! |----------------------------------------------|----------------------:|-----------------------:|
 //! | libjpeg-turbo 3.1, planar Y'CbCr             | 56                    | 115                    |
 //! | libjpeg-turbo 3.1, RGB                       | 58                    | 123                    |
@@ -20,10 +20,43 @@
 //! mozjpeg's decoder is a fork of libjpeg-turbo 2.x (same speed class at best, and its encoder
 //! trades a lot of speed for size), so it brings nothing the bundled libjpeg-turbo 3 lacks.
 //!
-//! The decoder scales by 1/2, 1/4 or 1/8 in the DCT domain when the largest variant still
-//! leaves at least a 2× margin (libvips' rule: block-shrinking right down to the target would
-//! alias), and fast_image_resize finishes with Lanczos3. So a 50 MP photo is decoded at 1/2
-//! (12.7 MP) for a 1280 preview and never becomes a full-size frame.
+//! The decoder scales by 1/2, 1/4 or 1/8 in the DCT domain as long as the Lanczos3 pass that
+//! fast_image_resize runs after it still shrinks by at least 1.5× (`jpeg::LANCZOS_MARGIN`). So
+//! a 50 MP photo is decoded at 1/4 (3.2 MP) for a 1280 preview, a 12 MP one at 1/2, and neither
+//! ever becomes a full-size frame. Measured on the shared photos with `resize::quality` (luma
+//! PSNR of each variant against a full-size decode resized with Lanczos3; before: libvips' 2×):
+//!
+//! | decode rule                                   | worst drop, real/ | worst drop, camera/ |
+//! |-----------------------------------------------|------------------:|--------------------:|
+//! | nearest DCT scale above the target (Pillow)   | 3.10 dB           | 0.22 dB             |
+//! | Lanczos pass ≥ 1.5× (chosen)                  | 0 (same scales)   | 0.22 dB             |
+//! | nearest scale + `TJPARAM_FASTDCT`             | 20.3 dB           | 17.5 dB             |
+//!
+//! Decoding straight to the target leaves the reduced IDCT as the only filter, which is visibly
+//! cruder than Lanczos3 on smooth photos (2560 → 1280 at 1/2); with a 1.575× (12 MP) or 1.59×
+//! (50 MP) Lanczos pass after it the difference is within 0.22 dB. The fast integer IDCT's
+//! output was far off in our scaled planar decode (not investigated further: earlier it had
+//! also measured no faster than libjpeg-turbo 3's AVX2 accurate one), so it stays off.
+//!
+//! # Progressive JPEGs: only the scans the scale needs
+//! libjpeg-turbo Huffman-decodes every scan of a progressive JPEG whatever the output scale, and
+//! that is most of its time. A scaled decode therefore reads a shortened stream (`scans`): the
+//! scans whose coefficients lie wholly above what the reduced IDCT mostly rests on (DC and the first AC
+//! band at 1/8, zigzag ≤ 4 at 1/4, ≤ 24 at 1/2) and the last-bit refinement scans are cut out before
+//! TurboJPEG sees the bytes (libjpeg's buffered-image mode would do the same, but TurboJPEG does
+//! not expose it; cutting can also drop a middle scan). Measured with callgrind (instructions of
+//! one `gallery bench` run of that photo, so decode, resize and encode) and `resize::quality`:
+//!
+//! | photo, scale                        | every scan | cut        | luma PSNR change |
+//! |-------------------------------------|-----------:|-----------:|-----------------:|
+//! | Flow_5k (libjpeg's script), 1/2     | 1,497 M    | 990 M (−34 %)  | +0.01 dB     |
+//! | Volna_5k (another script), 1/2      | 1,809 M    | 1,179 M (−35 %) | −0.02 dB    |
+//! | Flow_5k, 1/4, bands only            | 1,388 M    | 983 M (−29 %)  | −0.01 dB     |
+//! | Flow_5k, 1/4, bands + last bit      | 1,388 M    | 649 M (−53 %)  | −0.02 dB     |
+//!
+//! At 1/2, libjpeg's standard script has no band above zigzag 24, so the gain there is the
+//! last-bit refinements. A full-size decode keeps every scan: dropping the last bit there cost
+//! up to 0.89 dB (Autumn). None of libvips, sharp, imgproxy or Immich does this.
 //!
 //! The JPEG is decoded to its native Y'CbCr planes rather than RGB: luma and the (still
 //! subsampled) chroma planes are resized separately, straight to the 4:2:0 planes of the output
@@ -32,8 +65,7 @@
 //! Resizing is linear and Y'CbCr is an affine map of R'G'B', so the result is the same as
 //! resizing gamma-encoded RGB (what vips and Pillow do).
 //!
-//! The fast integer IDCT (`TJPARAM_FASTDCT`) measured no faster than libjpeg-turbo 3's AVX2
-//! accurate one on these photos, so it stays off. Memory: a baseline JPEG decodes straight into
+//! Memory: a baseline JPEG decodes straight into
 //! the scaled planes (50 MP photo: ~39 MiB peak for the whole job, input bytes included); a
 //! progressive one makes libjpeg-turbo hold every DCT coefficient at full size (2 bytes per
 //! sample, ~45 MiB for 15 MP), which the decode budget bounds (so does libjpeg-turbo's own
@@ -41,6 +73,24 @@
 //!
 //! Decode warnings are errors (a truncated photo fails rather than becoming half grey), except
 //! libjpeg's "extraneous bytes before marker", which cameras emit on valid photos.
+//!
+//! # Where the time goes, and what the speed-ups gave
+//! Instructions (callgrind, stable on a busy machine) of one `gallery bench` run over each
+//! shared set, preview 1280 + thumb 320 at q82, before and after the 1.5× rule and the scan cut:
+//!
+//! | set                          | before    | after     | change |
+//! |------------------------------|----------:|----------:|-------:|
+//! | real/ (10× 2560, 5× 5K)      | 8,134 M   | 6,997 M   | −14 %  |
+//! | camera/ (4× 12 MP, 4× 50 MP) | 9,352 M   | 8,431 M   | −10 %  |
+//!
+//! Split by photo class (share of instructions, after): a 50 MP baseline photo at 1/4 spends
+//! 82 % in libjpeg-turbo's Huffman decoding (`decode_mcu`), 6 % in the IDCT, 4 % resizing; a
+//! 12 MP one at 1/2: 64 % Huffman, 12 % resize, 9 % IDCT, 3 % encode. A 2560-wide baseline 4:4:4
+//! wallpaper (decoded at full size: a 2× Lanczos pass is the least that holds quality) spends
+//! 36 % resizing (mostly the full-size chroma planes), 20 % Huffman, 16 % IDCT; a progressive one
+//! 45 % in Huffman decoding of its scans (the refinements most), 19 % resizing. Huffman decoding
+//! is sequential and cannot be skipped for a baseline file, so it is the camera set's floor
+//! (`djpeg -scale 1/8`: 37 ms per 12 MP photo, 140 ms per 50 MP one, on a busy machine).
 //!
 //! # Other formats
 //! PNG (1–16 bit, palette, alpha) and WebP (lossy and lossless) are decoded with the `image`
@@ -78,7 +128,9 @@ pub mod hostile;
 mod jpeg;
 mod meta;
 mod probe;
+pub mod quality;
 mod raster;
+mod scans;
 #[cfg(test)]
 mod tests;
 

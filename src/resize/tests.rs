@@ -647,25 +647,25 @@ fn variants_come_back_in_the_order_asked() {
 }
 
 #[test]
-fn dct_scale_follows_the_two_x_margin_rule() {
-    assert_eq!(jpeg::scale_denominator(8160, 5100, (1280, 800)), 2);
+fn dct_scale_leaves_the_lanczos_pass_a_margin() {
+    assert_eq!(jpeg::scale_denominator(8160, 5100, (1280, 800)), 4);
     assert_eq!(jpeg::scale_denominator(2560, 1600, (1280, 800)), 1);
     assert_eq!(jpeg::scale_denominator(5120, 2880, (1280, 720)), 2);
-    assert_eq!(jpeg::scale_denominator(4032, 2520, (1280, 800)), 1);
+    assert_eq!(jpeg::scale_denominator(4032, 2520, (1280, 800)), 2);
     assert_eq!(jpeg::scale_denominator(8000, 6000, (500, 375)), 8);
     assert_eq!(jpeg::scale_denominator(8000, 6000, (1000, 750)), 4);
 }
 
 #[test]
 fn big_jpeg_is_never_a_full_size_frame() {
-    // 4000×3000: a 300 px variant is cut from a 1/4 decode (1000×750; 1/8 would leave less
-    // than 2×), a 200 px one from a 1/8 decode (500×375).
+    // 4000×3000: a 400 px variant is cut from a 1/4 decode (1000×750; 1/8 would leave the
+    // Lanczos pass less than 1.5×), a 250 px one from a 1/8 decode (500×375).
     let img = RgbImage::from_fn(4000, 3000, |x, y| {
         image::Rgb([(x / 16) as u8, (y / 12) as u8, 90])
     });
     let bytes = jpeg(&img);
     let probe = probe(&bytes).expect("probes");
-    for (target, frame) in [((300, 225), (1000, 750)), ((200, 150), (500, 375))] {
+    for (target, frame) in [((400, 300), (1000, 750)), ((250, 187), (500, 375))] {
         let decoded =
             jpeg::decode(&bytes, &probe, target, false, &Settings::default()).expect("decodes");
         assert_eq!((decoded.frame.width, decoded.frame.height), frame);
@@ -829,6 +829,36 @@ fn variants_match_a_slow_exact_reference() {
             let p = process(&bytes, &[], &specs(&[size]), &quality).expect("processes");
             check(&p.variants[0], "single variant");
         }
+    }
+}
+
+#[test]
+fn progressive_jpegs_decoded_scaled_from_fewer_scans_keep_their_quality() {
+    let img = photo_like(1600, 1200);
+    let baseline = jpeg_with(&img, turbojpeg_sys::TJSAMP_TJSAMP_420, 92);
+    let progressive = jpeg::encode_rgb_progressive(img.as_raw(), 1600, 1200, 92).expect("encodes");
+    let full = reference_full(&baseline);
+    // 800 comes from a full decode (every scan), 400 from 1/2, 200 from 1/4, 100 from 1/8.
+    for size in [800, 400, 200, 100] {
+        let psnr_of = |bytes: &[u8]| {
+            let p = process(bytes, &[], &specs(&[size]), &settings()).expect("processes");
+            let v = &p.variants[0];
+            psnr(
+                &decode(v).to_rgb8(),
+                &reference_resize(&full, v.width, v.height),
+            )
+        };
+        let (from_baseline, from_progressive) = (psnr_of(&baseline), psnr_of(&progressive));
+        assert!(
+            from_progressive >= from_baseline - 0.5,
+            "{size}: progressive {from_progressive:.2} dB, baseline {from_baseline:.2} dB"
+        );
+    }
+    // A progressive file cut short still fails, whatever the scale would have read of it.
+    let cut = &progressive[..progressive.len() * 9 / 10];
+    for size in [800, 100] {
+        let err = process(cut, &[], &specs(&[size]), &settings()).expect_err("cut short");
+        assert!(matches!(err, ProcessError::Decode(_)), "{size}: {err}");
     }
 }
 
@@ -1076,4 +1106,94 @@ fn variants_carry_no_exif() {
     assert!(meta::jpeg_orientation(&bytes).is_some());
     assert_eq!(meta::jpeg_orientation(&p.variants[0].bytes), None);
     assert!(!p.variants[0].bytes.windows(6).any(|w| w == b"Exif\0\0"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Quality held on the shared photo sets (issue #11)
+
+/// Every variant of every shared photo (`make test-deps` fetches them into target/photos) stays
+/// within `quality::ALLOWED_DROP_DB` of the luma PSNR recorded before the engine's speed-ups.
+#[test]
+fn shared_photos_keep_their_recorded_quality() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/photos");
+    let mut photos: Vec<(String, std::path::PathBuf)> = Vec::new();
+    for set in ["real", "camera"] {
+        let dir = root.join(set);
+        let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| {
+            panic!(
+                "the shared photos are missing ({}: {e}); `make test-deps` fetches them",
+                dir.display()
+            )
+        });
+        for entry in entries {
+            let path = entry.expect("directory entry").path();
+            if path.extension().is_some_and(|e| e == "jpg") {
+                let name = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .expect("file name");
+                photos.push((format!("{set}/{name}"), path));
+            }
+        }
+    }
+    let recorded: Vec<(&str, &str)> = quality::RECORDED
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let mut fields = line.split(',');
+            Some((fields.next()?, fields.next()?))
+        })
+        .collect();
+    for (photo, _) in &recorded {
+        assert!(
+            photos.iter().any(|(p, _)| p == photo),
+            "{photo} has a recorded figure but is not in {}: fetch the photos again \
+             (`rm -r target/photos && make test-deps`)",
+            root.display()
+        );
+    }
+    let settings = Settings::default();
+    let sizes = specs(&[1280, 320]);
+    // Two photos at a time: the full-size reference decodes dominate, and they are C code.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failures = std::sync::Mutex::new(Vec::<String>::new());
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| {
+                while let Some((photo, path)) =
+                    photos.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                {
+                    let bytes = std::fs::read(path).expect("photo reads");
+                    let processed = process(&bytes, &[], &sizes, &settings).expect("processes");
+                    let figures = quality::measure(&bytes, &processed).expect("measures");
+                    assert_eq!(figures.len(), 2, "{photo}: both variants measured");
+                    for figure in figures {
+                        let Some(before) = quality::recorded(photo, &figure.name) else {
+                            failures.lock().expect("lock").push(format!(
+                                "{photo} {}: no recorded figure (add it to \
+                                 tests/quality/engine-psnr.csv)",
+                                figure.name
+                            ));
+                            continue;
+                        };
+                        if figure.psnr_db < before - quality::ALLOWED_DROP_DB {
+                            failures.lock().expect("lock").push(format!(
+                                "{photo} {}: luma PSNR {:.2} dB, recorded {before:.2} dB \
+                                 (allowed drop {} dB)",
+                                figure.name,
+                                figure.psnr_db,
+                                quality::ALLOWED_DROP_DB
+                            ));
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let failures = failures.into_inner().expect("lock");
+    assert!(
+        failures.is_empty(),
+        "quality dropped:\n{}",
+        failures.join("\n")
+    );
 }
