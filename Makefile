@@ -51,9 +51,8 @@ logs: ## Follow the Docker stack's logs
 PHOTOS ?= target/photos
 bench: build ## Engine vs libvips and Pillow, one core, on real photos; then the pipeline against the engine, then serving (wrk)
 	@bash ../shared/photos/fetch.sh $(PHOTOS) >/dev/null
-	@for set in real camera; do echo "== $$set"; \
-	  taskset -c 1 target/release/gallery bench $(PHOTOS)/$$set; \
-	  bash ../shared/bench/peers.sh $(PHOTOS)/$$set; done
+	@echo "== engine (one core, preview 1280 + thumb 320 at q82) against libvips and Pillow"
+	@python3 tests/support/bench-table.py --bin target/release/gallery --photos $(PHOTOS)
 	@echo "== pipeline (serve, then web + worker on the services; 2 jobs at once)"
 	@python3 tests/support/pipeline-bench.py --bin target/release/gallery --photos $(PHOTOS)
 	@echo "== serving (a logged-in person's images, wrk)"
