@@ -231,8 +231,11 @@ pub async fn accept(
     }
     if let Err(error) = backends.index.insert(&photo).await {
         // A failed insert may still have landed (written, but not confirmed by the replicas
-        // in time); make sure it did not.
-        undo(backends, &photo).await;
+        // in time); make sure it did not. Not awaited: the undo needs the store that just
+        // failed, and the client waits for this answer (a frozen Redis would cost it two
+        // deadlines, not one). The undo's own calls are bounded the same way.
+        let backends = backends.clone();
+        tokio::spawn(async move { undo(&backends, &photo).await });
         return Err(IngestError::unavailable("recording the photo")(error));
     }
     #[cfg(feature = "test-hooks")]

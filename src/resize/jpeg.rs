@@ -501,24 +501,7 @@ pub(crate) fn encode_rgb_subsampled(
     subsamp: tj::TJSAMP,
     quality: u8,
 ) -> Result<Vec<u8>, String> {
-    let h = compressor(quality, subsamp, None)?;
-    let mut buf: *mut c_uchar = ptr::null_mut();
-    let mut len: tj::size_t = 0;
-    // SAFETY: as in encode_packed; callers pass width*height*3 bytes.
-    assert!(data.len() >= width as usize * height as usize * 3);
-    let rc = unsafe {
-        tj::tj3Compress8(
-            h.0,
-            data.as_ptr(),
-            width as c_int,
-            (width * 3) as c_int,
-            height as c_int,
-            tj::TJPF_TJPF_RGB as c_int,
-            &mut buf,
-            &mut len,
-        )
-    };
-    take_output(rc, &h, buf, len)
+    encode_rgb_fixture(data, width, height, subsamp, quality, false)
 }
 
 /// Test fixtures: RGB pixels as a progressive JPEG (libjpeg's standard scan script, 4:2:0).
@@ -529,8 +512,22 @@ pub(crate) fn encode_rgb_progressive(
     height: u32,
     quality: u8,
 ) -> Result<Vec<u8>, String> {
-    let mut h = compressor(quality, tj::TJSAMP_TJSAMP_420, None)?;
-    h.set(tj::TJPARAM_TJPARAM_PROGRESSIVE, 1)?;
+    encode_rgb_fixture(data, width, height, tj::TJSAMP_TJSAMP_420, quality, true)
+}
+
+#[cfg(test)]
+fn encode_rgb_fixture(
+    data: &[u8],
+    width: u32,
+    height: u32,
+    subsamp: tj::TJSAMP,
+    quality: u8,
+    progressive: bool,
+) -> Result<Vec<u8>, String> {
+    let mut h = compressor(quality, subsamp, None)?;
+    if progressive {
+        h.set(tj::TJPARAM_TJPARAM_PROGRESSIVE, 1)?;
+    }
     let mut buf: *mut c_uchar = ptr::null_mut();
     let mut len: tj::size_t = 0;
     assert!(data.len() >= width as usize * height as usize * 3);
