@@ -111,7 +111,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub no_quality: bool,
     /// Write each variant's luma PSNR to this CSV file (the format of
-    /// tests/quality/engine-psnr.csv).
+    /// src/resize/engine-psnr.csv).
     #[arg(long)]
     pub quality_csv: Option<PathBuf>,
 }

@@ -5,8 +5,9 @@
 //! applied the same way. JPEG sources only: those are the photos the bar is recorded for.
 //!
 //! The figures the engine reached on the shared photo sets before any of the speed-ups
-//! are recorded in `tests/quality/engine-psnr.csv` (`RECORDED`); `gallery bench` prints the worst
-//! drop against them and a unit test fails when any variant drops by more than `ALLOWED_DROP_DB`.
+//! are recorded beside this file in `engine-psnr.csv` (`RECORDED`, built into the binary);
+//! `gallery bench` prints the worst drop against them and a unit test fails when any variant
+//! drops by more than `ALLOWED_DROP_DB`.
 
 use fast_image_resize as fr;
 
@@ -14,7 +15,7 @@ use super::frame::{Frame, Pixels, Transform};
 use super::{jpeg, meta, Format, Processed};
 
 /// Today's per-photo figures: `photo,variant,psnr_db`, photo as `SET/FILE`.
-pub const RECORDED: &str = include_str!("../../tests/quality/engine-psnr.csv");
+pub const RECORDED: &str = include_str!("engine-psnr.csv");
 
 /// How far below its recorded figure a variant's PSNR may fall.
 pub const ALLOWED_DROP_DB: f64 = 0.5;

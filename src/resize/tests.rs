@@ -1171,7 +1171,7 @@ fn shared_photos_keep_their_recorded_quality() {
                         let Some(before) = quality::recorded(photo, &figure.name) else {
                             failures.lock().expect("lock").push(format!(
                                 "{photo} {}: no recorded figure (add it to \
-                                 tests/quality/engine-psnr.csv)",
+                                 src/resize/engine-psnr.csv)",
                                 figure.name
                             ));
                             continue;

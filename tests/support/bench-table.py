@@ -4,7 +4,7 @@ first, then the pipeline and serving benches, which print their own lines.
 
 For each photo set (a folder of target/photos), in one run on the same core: `gallery bench`
 pinned to that core (its throughput line, then its untimed quality pass: the worst luma PSNR
-and the worst drop below the figure recorded in tests/quality/engine-psnr.csv), then
+and the worst drop below the figure recorded in src/resize/engine-psnr.csv), then
 `../shared/bench/peers.sh` (vipsthumbnail and Pillow, the same variants), the photos read once
 beforehand so both find them in the page cache. One row per set:
 
