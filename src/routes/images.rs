@@ -2,7 +2,7 @@
 //! for logged-in people only, with their length, validators and caching rules. An original is
 //! written once, so the photo id is a valid strong ETag, and its upload time its
 //! `Last-Modified`. A variant is written again only when it is made again (reprocessing),
-//! which changes its recorded size: its ETag carries that (`VariantInfo::version`), and so
+//! which changes its recorded digest: its ETag carries that (`VariantInfo::version`), and so
 //! does the URL the API gives for it (`?v=`), so it can be cached as immutable. Both are
 //! private: only the browser that loaded them may keep them, never a shared cache.
 //!
