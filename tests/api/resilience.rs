@@ -5,12 +5,12 @@
 use std::time::Duration;
 
 use gallery::cache::{EmbeddedIndex, PhotoIndex};
-use gallery::domain::{Job, Photo, PhotoId, Status};
+use gallery::domain::{Job, Lane, PhotoId, Status};
 use serde_json::Value;
 
 use crate::helpers::{
-    admin_env, jpeg_fixture, signal, spawn_app, spawn_web_only_with, temp_data_dir, wait_exit, Api,
-    BackendSet, Logged, TestApp,
+    admin_env, jpeg_fixture, queued_photo, signal, spawn_app, spawn_web_only_with, temp_data_dir,
+    wait_exit, Api, BackendSet, Logged, TestApp,
 };
 use crate::serve::free_port;
 
@@ -115,26 +115,8 @@ async fn uploads_and_jobs_survive_a_dropped_broker_connection() {
 async fn a_job_that_keeps_failing_is_retried_then_failed_and_dead_lettered(set: BackendSet) {
     let app = spawn_app(set).await;
     // Metadata and a job, but no original in storage: every attempt fails.
-    let id = PhotoId::new();
-    let photo = Photo {
-        id: id.clone(),
-        filename: "lost.jpg".into(),
-        content_type: "image/jpeg".into(),
-        bytes: 1,
-        sha256: None,
-        width: 1,
-        height: 1,
-        status: Status::Queued,
-        ops: vec![],
-        created_at: chrono::Utc::now(),
-        error: None,
-        attempts: 0,
-        deliveries: 0,
-        variants: Default::default(),
-        lane: Default::default(),
-        notify: Default::default(),
-        owner: None,
-    };
+    let photo = queued_photo("lost.jpg", Lane::Upload, 1, 1);
+    let id = photo.id.clone();
     app.backends.index.insert(&photo).await.expect("insert");
     app.backends
         .queue
