@@ -35,6 +35,8 @@ pub struct QualityReport {
     /// The largest drop below the recorded figure (negative: every variant gained), and which;
     /// None when no photo of the folder has a recorded figure.
     pub worst_drop: Option<(f64, String)>,
+    /// The same for the chroma PSNR, where a chroma figure is recorded.
+    pub worst_chroma_drop: Option<(f64, String)>,
 }
 
 impl fmt::Display for QualityReport {
@@ -51,7 +53,11 @@ impl fmt::Display for QualityReport {
                 resize::quality::ALLOWED_DROP_DB
             ),
             None => write!(f, ", no recorded figures for these photos"),
+        }?;
+        if let Some((db, of)) = &self.worst_chroma_drop {
+            write!(f, ", worst chroma drop {db:.2} dB ({of})")?;
         }
+        Ok(())
     }
 }
 
@@ -193,9 +199,15 @@ fn quality_pass(
     csv: Option<&Path>,
 ) -> anyhow::Result<QualityReport> {
     let set = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-    let mut lines = String::from("photo,variant,psnr_db\n");
+    let mut lines = String::from("photo,variant,psnr_db,chroma_psnr_db\n");
     let mut worst_psnr: Option<(f64, String)> = None;
     let mut worst_drop: Option<(f64, String)> = None;
+    let mut worst_chroma_drop: Option<(f64, String)> = None;
+    let keep_worst = |worst: &mut Option<(f64, String)>, drop: f64, of: &str| {
+        if !matches!(worst, Some((db, _)) if *db >= drop) {
+            *worst = Some((drop, of.to_owned()));
+        }
+    };
     for path in files {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         if resize::Format::sniff(&bytes) != Some(resize::Format::Jpeg) {
@@ -213,14 +225,16 @@ fn quality_pass(
         let photo = format!("{set}/{file}");
         for figure in figures {
             let of = format!("{photo} {}", figure.name);
-            lines.push_str(&format!("{photo},{},{:.2}\n", figure.name, figure.psnr_db));
-            if !matches!(&worst_psnr, Some((db, _)) if *db <= figure.psnr_db) {
-                worst_psnr = Some((figure.psnr_db, of.clone()));
-            }
+            lines.push_str(&format!(
+                "{photo},{},{:.2},{:.2}\n",
+                figure.name, figure.psnr_db, figure.chroma_psnr_db
+            ));
+            // The lowest PSNR is the worst: kept as the largest "drop" below zero.
+            keep_worst(&mut worst_psnr, -figure.psnr_db, &of);
             if let Some(recorded) = resize::quality::recorded(&photo, &figure.name) {
-                let drop = recorded - figure.psnr_db;
-                if !matches!(&worst_drop, Some((worst, _)) if *worst >= drop) {
-                    worst_drop = Some((drop, of));
+                keep_worst(&mut worst_drop, recorded.psnr_db - figure.psnr_db, &of);
+                if let Some(chroma) = recorded.chroma_psnr_db {
+                    keep_worst(&mut worst_chroma_drop, chroma - figure.chroma_psnr_db, &of);
                 }
             }
         }
@@ -228,13 +242,14 @@ fn quality_pass(
     if let Some(csv) = csv {
         std::fs::write(csv, lines).with_context(|| format!("writing {}", csv.display()))?;
     }
-    let Some((worst_psnr_db, worst_psnr_of)) = worst_psnr else {
+    let Some((lowest, worst_psnr_of)) = worst_psnr else {
         bail!("no JPEG in {} to measure quality on", dir.display());
     };
     Ok(QualityReport {
-        worst_psnr_db,
+        worst_psnr_db: -lowest,
         worst_psnr_of,
         worst_drop,
+        worst_chroma_drop,
     })
 }
 
