@@ -13,11 +13,11 @@
 //! read whole: the rules are checked on its head (`read_head`: up to where the header ends,
 //! at most `HEAD_LIMIT`), and the store streams it.
 
+use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio::io::AsyncReadExt;
 
 use crate::backends::Backends;
 use crate::domain::{ContentHash, Job, Lane, Notify, Op, Owner, Photo, PhotoId, Status};
@@ -124,17 +124,29 @@ pub struct Received<'a> {
     pub size: u64,
     /// Its SHA-256, taken as it was received.
     pub sha256: &'a ContentHash,
+    /// What `check` found in its head: the file passed it.
+    pub probe: resize::Probe,
 }
 
 /// Reads the start of a file, as far as its header goes (`resize::head_complete`) and at most
-/// `HEAD_LIMIT`: what `validate` needs.
+/// `HEAD_LIMIT`: what `validate` needs. One blocking task for the whole head: each read of a
+/// tokio file is a hop to a blocking thread, and a camera photo's EXIF block took a dozen of
+/// them (read_to_end probes from 32 bytes up), a few milliseconds of every upload.
 pub async fn read_head(path: &Path) -> std::io::Result<Vec<u8>> {
-    let mut file = tokio::fs::File::open(path).await?;
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || read_head_now(&path))
+        .await
+        .map_err(std::io::Error::other)?
+}
+
+fn read_head_now(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut file = std::fs::File::open(path)?;
     let mut head = Vec::new();
     loop {
         // Doubling, so a head that ends late is scanned a few times, not once per step.
         let want = head.len().max(HEAD_STEP).min(HEAD_LIMIT - head.len());
-        let read = (&mut file).take(want as u64).read_to_end(&mut head).await?;
+        head.reserve_exact(want);
+        let read = (&mut file).take(want as u64).read_to_end(&mut head)?;
         if read < want || head.len() >= HEAD_LIMIT || resize::head_complete(&head) {
             return Ok(head);
         }
@@ -173,12 +185,12 @@ pub fn validate(head: &[u8], size: u64, limits: &Limits) -> Result<resize::Probe
     Ok(probe)
 }
 
-/// `validate` on a received file, read from its head.
-pub async fn check(file: Received<'_>, limits: &Limits) -> Result<resize::Probe, IngestError> {
-    let head = read_head(file.path)
+/// `validate` on a file on disk of `size` bytes, read from its head.
+pub async fn check(path: &Path, size: u64, limits: &Limits) -> Result<resize::Probe, IngestError> {
+    let head = read_head(path)
         .await
         .map_err(|e| IngestError::unavailable("reading the file")(e.into()))?;
-    validate(&head, file.size, limits)
+    validate(&head, size, limits)
 }
 
 /// What applies to every file of one upload request.
@@ -193,12 +205,11 @@ pub struct UploadRequest {
 /// Stores one checked file and enqueues its processing.
 pub async fn accept(
     backends: &Backends,
-    limits: &Limits,
     filename: String,
     file: Received<'_>,
     request: &UploadRequest,
 ) -> Result<Photo, IngestError> {
-    let probe = check(file, limits).await?;
+    let probe = file.probe;
     let id = PhotoId::new();
     let photo = Photo {
         id: id.clone(),

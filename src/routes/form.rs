@@ -38,7 +38,7 @@ use super::error::ApiError;
 use crate::domain::ContentHash;
 use crate::error_code::ErrorCode;
 use crate::ingest::{IngestError, Limits, Received};
-use crate::resize::{Format, ProbeError};
+use crate::resize::{Format, Probe, ProbeError};
 
 /// How slow an upload may be before it is cut off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -512,20 +512,32 @@ pub struct Spooled {
 }
 
 impl Spooled {
+    /// What `ingest::validate` says of the file, from its head: a file that passes comes back
+    /// with what its head says, as `ingest::accept` takes it.
+    pub async fn check(self, limits: &Limits) -> Result<Checked, IngestError> {
+        let probe = crate::ingest::check(&self.path.0, self.size, limits).await?;
+        Ok(Checked {
+            spooled: self,
+            probe,
+        })
+    }
+}
+
+/// A spooled file whose head passed the checks.
+pub struct Checked {
+    spooled: Spooled,
+    probe: Probe,
+}
+
+impl Checked {
     /// The file, as `ingest` takes it.
     pub fn received(&self) -> Received<'_> {
         Received {
-            path: &self.path.0,
-            size: self.size,
-            sha256: &self.sha256,
+            path: &self.spooled.path.0,
+            size: self.spooled.size,
+            sha256: &self.spooled.sha256,
+            probe: self.probe,
         }
-    }
-
-    /// What `ingest::validate` says of the file, from its head.
-    pub async fn check(&self, limits: &Limits) -> Result<(), IngestError> {
-        crate::ingest::check(self.received(), limits)
-            .await
-            .map(drop)
     }
 }
 

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::auth::Caller;
 use super::error::ApiError;
-use super::form::{FormReader, Spooled};
+use super::form::{Checked, FormReader};
 use super::view::{load_owned, paging, PhotoView};
 use super::AppState;
 use crate::cache::Page;
@@ -20,7 +20,7 @@ use crate::ingest::{self, IngestError};
 /// A file part as received: checked from its bytes and waiting on disk, or refused.
 struct Part {
     filename: String,
-    content: Result<Spooled, IngestError>,
+    content: Result<Checked, IngestError>,
 }
 
 /// Counts every file accepted or refused (`gallery_uploads_*_total`), and a request refused
@@ -71,7 +71,7 @@ async fn receive(
                 .into_string();
                 let content = match reader.file(&mut field, &state.spool_dir).await? {
                     // Checked from its header now, so a bad file is not kept even on disk.
-                    Ok(spooled) => spooled.check(limits).await.map(|()| spooled),
+                    Ok(spooled) => spooled.check(limits).await,
                     Err(error) => Err(error),
                 };
                 parts.push(Part { filename, content });
@@ -115,11 +115,11 @@ async fn receive(
                 // Its own task: a client that disconnects drops this handler, and must not
                 // stop a file half way between stored, recorded and queued.
                 let backends = state.backends.clone();
-                let (limits, request) = (limits.clone(), request.clone());
+                let request = request.clone();
                 let filename = part.filename.clone();
                 let accepting = tokio::spawn(async move {
                     let file = spooled.received();
-                    ingest::accept(&backends, &limits, filename, file, &request).await
+                    ingest::accept(&backends, filename, file, &request).await
                 });
                 accepting.await.unwrap_or_else(|crashed| {
                     Err(IngestError::Unavailable {
