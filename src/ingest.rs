@@ -267,10 +267,15 @@ pub async fn accept(
         tokio::spawn(async move { backends.announce_deleted(&gone).await });
         return Err(IngestError::unavailable("queueing the photo")(error));
     }
-    if let Err(error) = backends.index.queued(&id).await {
-        // The job is queued: the sweep will queue it once more, which a worker skips.
-        tracing::warn!(%id, "could not clear the photo's not-yet-queued mark: {error:#}");
-    }
+    // The job is queued, so the photo is accepted: the mark is cleared after the answer (one
+    // store write, a disk sync under `serve`, less before it). A mark that outlives a crash
+    // or a failure only has the sweep queue the job once more, which a worker skips.
+    let backends = backends.clone();
+    tokio::spawn(async move {
+        if let Err(error) = backends.index.queued(&id).await {
+            tracing::warn!(%id, "could not clear the photo's not-yet-queued mark: {error:#}");
+        }
+    });
     Ok(photo)
 }
 
