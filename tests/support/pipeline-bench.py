@@ -30,6 +30,9 @@ taken minutes apart mean little; every line carries the load average when it was
 
 Every figure is one line `pipeline MODE FIGURE: …`, in a fixed order. The services run uses
 its own bucket, Redis prefix and queue names (`gallery-bench…`), emptied before and after.
+Its S3 is `--s3`: Garage by default (tests/support/garage.sh: one node on loopback, installed
+on first use), the production-grade store; `s3s` is the tests' s3s-fs, whose 4 KiB-read GETs
+cost a 12 MP original 45 ms and whose CPU competes with the engine's.
 """
 
 import argparse
@@ -84,6 +87,23 @@ def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+STORES = {"garage": "S3", "s3s-fs": "S3", "beam.smp": "RabbitMQ", "redis-server": "Redis"}
+
+
+def store_cpu():
+    """CPU seconds so far of the stores' server processes on this machine, by store."""
+    seconds = dict.fromkeys(STORES.values(), 0.0)
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                store = STORES.get(f.read().strip())
+            if store:
+                seconds[store] += cpu_seconds(pid)
+        except OSError:
+            continue  # gone meanwhile
+    return seconds
 
 
 def peak_rss_mib(pid):
@@ -229,16 +249,29 @@ class Gallery:
                 self.process.wait()
 
 
-def engine_seconds(gallery):
-    """The time its jobs spent in the engine (decode, resize, encode), from its /metrics."""
+def stage_seconds(gallery):
+    """The time its jobs spent in each stage (fetch, decode, ..., record), from its /metrics."""
     _, _, body = request(gallery.metrics_port, "GET", "/metrics")
-    total = 0.0
+    stages = {}
     for line in body.decode().splitlines():
-        if line.startswith("gallery_job_stage_duration_seconds_sum") and any(
-            f'stage="{stage}"' in line for stage in ("decode", "resize", "encode")
-        ):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+        match = re.match(r'gallery_job_stage_duration_seconds_sum\{.*stage="(\w+)".*\} (\S+)', line)
+        if match:
+            stages[match.group(1)] = float(match.group(2))
+    return stages
+
+
+def engine_seconds(gallery):
+    """The time its jobs spent in the engine (decode, resize, encode)."""
+    stages = stage_seconds(gallery)
+    return sum(stages.get(stage, 0.0) for stage in ("decode", "resize", "encode"))
+
+
+def stages_per_job(before, after, jobs):
+    """`fetch 3.1 ms, store 2.0 ms, ...`: the stages outside the engine, per job."""
+    return ", ".join(
+        f"{stage} {1000 * (after.get(stage, 0.0) - before.get(stage, 0.0)) / jobs:.1f} ms"
+        for stage in ("fetch", "store", "record")
+    )
 
 
 def request(port, method, path, body=None, headers=None, timeout=120):
@@ -273,8 +306,8 @@ def api_token(port):
     return json.loads(answer)["token"]
 
 
-def upload(port, token, path):
-    """Uploads one file; answers the photo's id."""
+def upload_form(path):
+    """The multipart request that uploads one file: (content type, body)."""
     boundary = uuid.uuid4().hex
     with open(path, "rb") as f:
         content = f.read()
@@ -282,9 +315,18 @@ def upload(port, token, path):
         f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
         f"filename=\"{os.path.basename(path)}\"\r\nContent-Type: image/jpeg\r\n\r\n"
     ).encode() + content + f"\r\n--{boundary}--\r\n".encode()
+    return f"multipart/form-data; boundary={boundary}", body
+
+
+def upload(port, token, path, form=None, sent=None):
+    """Uploads one file (`form`: its request, made beforehand); answers the photo's id.
+    `sent(...)` is called with the time just before the request goes out."""
+    content_type, body = form or upload_form(path)
+    if sent:
+        sent(time.monotonic())
     status, _, answer = request(port, "POST", "/api/photos", body, {
         "Authorization": f"Bearer {token}",
-        "Content-Type": f"multipart/form-data; boundary={boundary}",
+        "Content-Type": content_type,
     })
     if status != 202:
         raise SystemExit(f"upload of {path} refused: {status} {answer[:300]!r}")
@@ -371,19 +413,24 @@ class Events:
 
 
 def latency(port, token, path, uploads):
-    """Upload → done, one after the other: the times in ms, and the ids."""
+    """Upload → done, one after the other: the times in ms, the upload requests' own times
+    in ms (until the answer), and the ids."""
     events = Events(port, token)
-    times, ids = [], []
+    times, requests, ids = [], [], []
     try:
         for _ in range(uploads):
-            started = time.monotonic()
-            photo = upload(port, token, path)
+            # The clock starts as the request goes out: reading the file and building the
+            # form are the client's work, not the gallery's.
+            start = []
+            photo = upload(port, token, path, upload_form(path), start.append)
+            started = start[0]
+            requests.append((time.monotonic() - started) * 1000)
             times.append((events.wait_done(photo) - started) * 1000)
             ids.append(photo)
             time.sleep(0.2)  # idle between uploads: each one meets a quiet server
     finally:
         events.close()
-    return times, ids
+    return times, requests, ids
 
 
 def drain(gallery, count, processes):
@@ -410,7 +457,7 @@ def report(mode, count, seconds, cpu, bench, engine_cpu, load_at, busy, slots):
         f"the engine's {engine_cpu:.1f} ms/photo (load {load_at})")
 
 
-def report_latency(mode, times, engine_ms, in_job_ms, name, load_at):
+def report_latency(mode, times, requests, stages, engine_ms, in_job_ms, name, load_at):
     p50 = statistics.median(times)
     p90 = sorted(times)[int(0.9 * (len(times) - 1))]
     say(f"pipeline {mode} latency: upload->done p50 {p50:.1f} ms, p90 {p90:.1f} ms over "
@@ -419,7 +466,8 @@ def report_latency(mode, times, engine_ms, in_job_ms, name, load_at):
     # The engine's time inside those very jobs (the worker's /metrics): what the pipeline
     # adds, with the machine's load on both sides of the subtraction.
     say(f"pipeline {mode} latency overhead: p50 - the engine's {in_job_ms:.1f} ms in those "
-        f"jobs = {p50 - in_job_ms:+.1f} ms (load {load_at})")
+        f"jobs = {p50 - in_job_ms:+.1f} ms, of which the upload request p50 "
+        f"{statistics.median(requests):.1f} ms; per job {stages} (load {load_at})")
 
 
 def run_serve(args, work, backlog, big, bench, engine_cpu, engine_ms):
@@ -457,10 +505,11 @@ def run_serve(args, work, backlog, big, bench, engine_cpu, engine_ms):
                args.concurrency)
         gallery.wait_ready()
         token = api_token(gallery.port)
-        before = engine_seconds(gallery)
-        times, _ = latency(gallery.port, token, args.latency_photo, args.uploads)
+        before, stages_before = engine_seconds(gallery), stage_seconds(gallery)
+        times, requests, _ = latency(gallery.port, token, args.latency_photo, args.uploads)
         in_job_ms = 1000 * (engine_seconds(gallery) - before) / args.uploads
-        report_latency("serve", times, engine_ms, in_job_ms,
+        stages = stages_per_job(stages_before, stage_seconds(gallery), args.uploads)
+        report_latency("serve", times, requests, stages, engine_ms, in_job_ms,
                        os.path.basename(args.latency_photo), load())
     finally:
         gallery.stop()
@@ -498,12 +547,23 @@ def clean_services():
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def start_s3(kind):
+    """Starts the services run's S3 server: the environment that points the gallery at it."""
+    support = os.path.dirname(os.path.abspath(__file__))
+    if kind == "s3s":
+        subprocess.run(["bash", os.path.join(support, "s3-server.sh")], check=True,
+                       stdout=subprocess.DEVNULL)
+        return {}
+    settings = subprocess.run(["bash", os.path.join(support, "garage.sh")], check=True,
+                              capture_output=True, text=True).stdout.split()
+    return dict(setting.split("=", 1) for setting in settings)
+
+
 def run_services(args, backlog, big, bench, engine_cpu, engine_ms):
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    subprocess.run(["bash", os.path.join(root, "tests/support/s3-server.sh")], check=True,
-                   stdout=subprocess.DEVNULL)
+    s3 = start_s3(args.s3)
+    say(f"pipeline services s3: {args.s3} on loopback")
     clean_services()
-    env = dict(SERVICES_ENV)
+    env = {**SERVICES_ENV, **s3}
     env["GALLERY_ADMIN_EMAIL"] = ADMIN_EMAIL
     env["GALLERY_ADMIN_PASSWORD"] = ADMIN_PASSWORD
     tuning = ["--concurrency", str(args.concurrency)]
@@ -513,16 +573,23 @@ def run_services(args, backlog, big, bench, engine_cpu, engine_ms):
         web.wait_ready()
         token = api_token(web.port)
         ids = upload_all(web.port, token, backlog)
+        stores_before = store_cpu()
         worker = Gallery(args.bin, "worker", env, tuning, drain_with=[web])
         workers.append(worker)
         seconds, cpu = drain(worker, len(backlog), [worker, web])
+        stores = store_cpu()
         report("services", len(backlog), seconds, cpu, bench, engine_cpu, load(), worker.busy,
                args.concurrency)
-        before = engine_seconds(worker)
-        times, more = latency(web.port, token, args.latency_photo, args.uploads)
+        # The stores share the 2 cores with the engine: what each cost per photo of the drain.
+        say("pipeline services stores cpu: " + ", ".join(
+            f"{store} {1000 * (stores[store] - stores_before[store]) / len(backlog):.1f} ms/photo"
+            for store in stores) + f" (load {load()})")
+        before, stages_before = engine_seconds(worker), stage_seconds(worker)
+        times, requests, more = latency(web.port, token, args.latency_photo, args.uploads)
         in_job_ms = 1000 * (engine_seconds(worker) - before) / args.uploads
+        stages = stages_per_job(stages_before, stage_seconds(worker), args.uploads)
         ids += more
-        report_latency("services", times, engine_ms, in_job_ms,
+        report_latency("services", times, requests, stages, engine_ms, in_job_ms,
                        os.path.basename(args.latency_photo), load())
         worker.stop()
         delete_all(web.port, token, ids)
@@ -557,6 +624,8 @@ def main():
                         help="default: the first *_12mp.jpg of the camera set")
     parser.add_argument("--uploads", type=int, default=20)
     parser.add_argument("--no-memory", action="store_true", help="skip the 50 MP drain")
+    parser.add_argument("--s3", choices=["garage", "s3s"], default="garage",
+                        help="the services run's S3 server")
     args = parser.parse_args()
     args.bin = os.path.abspath(args.bin)
     sets = [os.path.join(args.photos, name) for name in args.sets.split(",")]
