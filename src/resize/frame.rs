@@ -9,7 +9,27 @@ use crate::domain::Op;
 /// The resampling filter for every resize. Lanczos3 matches what vips and Pillow use for
 /// thumbnails, so our variants look like theirs; its extra cost over CatmullRom is small next to
 /// the decode.
-const FILTER: fr::ResizeAlg = fr::ResizeAlg::Convolution(fr::FilterType::Lanczos3);
+fn filter() -> Result<fr::ResizeAlg, String> {
+    let lanczos3 = fr::Filter::new("Lanczos3", lanczos3, 3.0).map_err(|e| e.to_string())?;
+    Ok(fr::ResizeAlg::Convolution(fr::FilterType::Custom(lanczos3)))
+}
+
+/// Lanczos3, sinc(x)·sinc(x/3), as fast_image_resize's own but with one sine where it takes
+/// two: sin(πx) = 3s − 4s³ for s = sin(πx/3). fast_image_resize computes the weights afresh
+/// for every plane it resizes (six per photo), and the sines were 1.8 % of a 12 MP photo's
+/// instructions (callgrind): 1.4 % fewer in all, the same variants to the byte on the shared
+/// photos.
+fn lanczos3(x: f64) -> f64 {
+    if x == 0.0 {
+        return 1.0;
+    }
+    if !(-3.0..3.0).contains(&x) {
+        return 0.0;
+    }
+    let s = (std::f64::consts::PI * x / 3.0).sin();
+    let pi_x = std::f64::consts::PI * x;
+    (3.0 * s - 4.0 * s * s * s) * 3.0 * s / (pi_x * pi_x)
+}
 
 /// One 8-bit channel. Rows are exactly `width` bytes, because fast_image_resize wants
 /// contiguous rows; a frame may show only its top-left part (decoders pad planes to whole
@@ -139,7 +159,11 @@ impl Frame {
                     // mul_div_alpha (on by default) premultiplies, so transparent pixels'
                     // colour cannot bleed into the edge as a dark fringe.
                     resizer
-                        .resize(&src, &mut dst, &fr::ResizeOptions::new().resize_alg(FILTER))
+                        .resize(
+                            &src,
+                            &mut dst,
+                            &fr::ResizeOptions::new().resize_alg(filter()?),
+                        )
                         .map_err(|e| e.to_string())?;
                 }
                 Pixels::Packed {
@@ -187,7 +211,7 @@ impl Frame {
             fr::images::Image::from_slice_u8(dw, dh, &mut dst.data, fr::PixelType::U8)
                 .map_err(|e| e.to_string())?;
         let options = fr::ResizeOptions::new()
-            .resize_alg(FILTER)
+            .resize_alg(filter()?)
             .crop(0.0, 0.0, crop_w, crop_h);
         resizer
             .resize(&plane.view()?, &mut dst_view, &options)
