@@ -22,6 +22,13 @@ fn main() -> ExitCode {
             }
         };
     }
+    if matches!(
+        cli.command,
+        Command::Bench(_) | Command::Worker(_) | Command::Serve(_)
+    ) {
+        // Before any thread exists: these roles run the engine.
+        gallery::resize::keep_large_buffers();
+    }
     if let Command::Bench(args) = &cli.command {
         let options = gallery::bench::Options {
             out: args.out.as_deref(),

@@ -122,6 +122,7 @@
 //!   colour profile carries no profile. CMYK JPEGs are converted naively (Adobe inverted CMYK).
 //! * Variants carry no EXIF, XMP or GPS: they are encoded from pixels with only the ICC profile.
 
+mod allocator;
 mod frame;
 #[cfg(any(test, feature = "test-hooks"))]
 pub mod hostile;
@@ -136,6 +137,7 @@ mod tests;
 
 use std::time::{Duration, Instant};
 
+pub use allocator::keep_large_buffers;
 pub use probe::{head_complete, probe};
 
 use frame::{Frame, Pixels, Transform};

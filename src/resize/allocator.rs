@@ -1,0 +1,23 @@
+//! How a process that runs the engine asks glibc's allocator to treat the engine's buffers.
+//!
+//! Every photo allocates the same few large buffers (the original's bytes, 3.5–14 MB for the
+//! shared camera photos; the decoded planes; the variants) and frees them when it is done.
+//! glibc serves a large allocation from a fresh mapping until its sliding threshold has grown
+//! past it, and hands free memory at the top of its heap back to the kernel beyond twice that
+//! threshold, so the next photo faults in (and the kernel zeroes) much the same memory again:
+//! 14,900 page faults over the 8 camera photos. With buffers up to 32 MiB taken from the heap
+//! from the start (`M_MMAP_THRESHOLD`; 32 MiB is also where glibc's sliding threshold stops)
+//! and up to 64 MiB of free heap kept (`M_TRIM_THRESHOLD`): 6,300 faults, and the set runs
+//! 2–5 % faster on one core (`gallery bench`, alternating runs), peak RSS unchanged (30–31 MiB).
+//! The memory kept is what the previous photo used, so a worker's steady RSS is about its peak.
+
+/// Sets the allocator's thresholds; call at the start of the process, before other threads.
+pub fn keep_large_buffers() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets two of glibc's tuning parameters; called before the process
+    // starts threads, as glibc asks.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
+    }
+}
