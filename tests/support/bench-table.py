@@ -4,11 +4,12 @@ first, then the pipeline and serving benches, which print their own lines.
 
 For each photo set (a folder of target/photos), in one run on the same core: `gallery bench`
 pinned to that core (its throughput line, then its untimed quality pass: the worst luma PSNR
-and the worst drop below the figure recorded in src/resize/engine-psnr.csv), then
+and the worst drops of luma and chroma below the figures recorded in
+src/resize/engine-psnr.csv), then
 `../shared/bench/peers.sh` (vipsthumbnail and Pillow, the same variants), the photos read once
 beforehand so both find them in the page cache. One row per set:
 
-    set     img/s   MP/s  peak RSS   vips  Pillow  × best  worst PSNR (drop)
+    set  img/s  MP/s  peak RSS  vips  Pillow  × best  worst PSNR (drop), chroma drop
 
 Usage: tests/support/bench-table.py --bin target/release/gallery --photos target/photos
        [--sets real camera] [--core 1]
@@ -48,7 +49,7 @@ def main():
     peers = os.path.join(os.path.dirname(__file__), "../../../shared/bench/peers.sh")
 
     header = (f"{'set':<8}{'img/s':>7}{'MP/s':>7}{'peak RSS':>10}{'vips':>7}{'Pillow':>8}"
-              f"{'× best':>8}  worst PSNR (drop below recorded)")
+              f"{'× best':>8}  worst luma PSNR (drop below recorded), worst chroma drop")
     print(header)
     print("-" * len(header))
     ratios = []
@@ -66,6 +67,7 @@ def main():
         images, megapixels, rss = (float(g) for g in line.groups())
         quality = find(rf"worst luma PSNR {NUMBER} dB", ours, "quality line")
         drop = re.search(r"worst drop below the recorded figure (-?[0-9.]+) dB", ours)
+        chroma = re.search(r"worst chroma drop (-?[0-9.]+) dB", ours)
         them = run(["bash", peers, folder], env={**os.environ, "CORE": args.core})
         vips = float(find(rf"vips: .* = {NUMBER} img/s", them, "vips line").group(1))
         pillow = float(find(rf"pillow: .* = {NUMBER} img/s", them, "pillow line").group(1))
@@ -73,6 +75,8 @@ def main():
         ratios.append(ratio)
         worst = f"{float(quality.group(1)):.2f} dB"
         worst += f" ({float(drop.group(1)):+.2f} dB)" if drop else " (no recorded figures)"
+        if chroma:
+            worst += f", chroma drop {float(chroma.group(1)):+.2f} dB"
         print(f"{name:<8}{images:>7.2f}{megapixels:>7.1f}{rss:>7.0f} MiB{vips:>7.2f}"
               f"{pillow:>8.2f}{ratio:>7.2f}×  {worst}", flush=True)
     print(f"worst ratio to the best peer: {min(ratios):.2f}×")
