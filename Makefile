@@ -49,7 +49,7 @@ logs: ## Follow the Docker stack's logs
 	docker compose logs -f
 
 PHOTOS ?= target/photos
-bench: build ## Engine vs libvips and Pillow, one core, on real photos; then the pipeline against the engine, then serving (wrk)
+bench: build ## Engine vs libvips and Pillow, one core, on real photos; then the pipeline against the engine (services on Garage, built on first use), then serving (wrk)
 	@bash ../shared/photos/fetch.sh $(PHOTOS) >/dev/null
 	@echo "== engine (one core, preview 1280 + thumb 320 at q82) against libvips and Pillow"
 	@python3 tests/support/bench-table.py --bin target/release/gallery --photos $(PHOTOS)
