@@ -111,14 +111,14 @@ async fn receive(
     let mut rejected = Vec::new();
     for part in parts {
         let outcome = match part.content {
-            Ok(spooled) => {
+            Ok(checked) => {
                 // Its own task: a client that disconnects drops this handler, and must not
                 // stop a file half way between stored, recorded and queued.
                 let backends = state.backends.clone();
                 let request = request.clone();
                 let filename = part.filename.clone();
                 let accepting = tokio::spawn(async move {
-                    let file = spooled.received();
+                    let file = checked.received();
                     ingest::accept(&backends, filename, file, &request).await
                 });
                 accepting.await.unwrap_or_else(|crashed| {
