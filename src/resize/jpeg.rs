@@ -340,6 +340,12 @@ fn decode_packed(
 /// Decodes a whole JPEG at full size to packed RGB with the accurate IDCT and smooth chroma
 /// upsampling, no scaling: the reference the quality measure compares variants against.
 pub(crate) fn decode_rgb_full(bytes: &[u8]) -> Result<(u32, u32, Vec<u8>), String> {
+    decode_rgb_scaled(bytes, 1)
+}
+
+/// Decodes a whole JPEG at 1/`denom` scale (1, 2, 4 or 8) to packed RGB, warnings failing as
+/// in `decode`.
+pub(crate) fn decode_rgb_scaled(bytes: &[u8], denom: u32) -> Result<(u32, u32, Vec<u8>), String> {
     let mut h = Handle::new(tj::TJINIT_TJINIT_DECOMPRESS)?;
     h.set(tj::TJPARAM_TJPARAM_SCANLIMIT, SCAN_LIMIT)?;
     // SAFETY: bytes outlives the call; the length is the slice's.
@@ -348,11 +354,22 @@ pub(crate) fn decode_rgb_full(bytes: &[u8]) -> Result<(u32, u32, Vec<u8>), Strin
         h.get(tj::TJPARAM_TJPARAM_JPEGWIDTH),
         h.get(tj::TJPARAM_TJPARAM_JPEGHEIGHT),
     );
-    let (Ok(width), Ok(height)) = (u32::try_from(width), u32::try_from(height)) else {
-        return Err("bad JPEG size".into());
+    let (Ok(width), Ok(height), Ok(scale_denom)) = (
+        u32::try_from(width),
+        u32::try_from(height),
+        c_int::try_from(denom),
+    ) else {
+        return Err("bad JPEG size or scale".into());
     };
-    let data = decode_packed(&h, bytes, width, height, tj::TJPF_TJPF_RGB, 3)?;
-    Ok((width, height, data))
+    let factor = tj::tjscalingfactor {
+        num: 1,
+        denom: scale_denom,
+    };
+    // SAFETY: valid handle; libjpeg-turbo refuses a factor it does not support.
+    h.check(unsafe { tj::tj3SetScalingFactor(h.0, factor) })?;
+    let (sw, sh) = (width.div_ceil(denom), height.div_ceil(denom));
+    let data = decode_packed(&h, bytes, sw, sh, tj::TJPF_TJPF_RGB, 3)?;
+    Ok((sw, sh, data))
 }
 
 fn compressor(quality: u8, subsamp: tj::TJSAMP, icc: Option<&[u8]>) -> Result<Handle, String> {
@@ -545,25 +562,4 @@ fn encode_rgb_fixture(
         )
     };
     take_output(rc, &h, buf, len)
-}
-
-/// Test helper: decodes at 1/`denom` scale to RGB, warnings failing as in `decode`.
-#[cfg(test)]
-pub(crate) fn decode_rgb_scaled(bytes: &[u8], denom: u32) -> Result<(u32, u32, Vec<u8>), String> {
-    let h = Handle::new(tj::TJINIT_TJINIT_DECOMPRESS)?;
-    // SAFETY: bytes outlives the call; the length is the slice's.
-    h.check(unsafe { tj::tj3DecompressHeader(h.0, bytes.as_ptr(), bytes.len() as tj::size_t) })?;
-    let (width, height) = (
-        h.get(tj::TJPARAM_TJPARAM_JPEGWIDTH) as u32,
-        h.get(tj::TJPARAM_TJPARAM_JPEGHEIGHT) as u32,
-    );
-    let factor = tj::tjscalingfactor {
-        num: 1,
-        denom: denom as c_int,
-    };
-    // SAFETY: valid handle; 1/1, 1/2, 1/4 and 1/8 are always supported.
-    h.check(unsafe { tj::tj3SetScalingFactor(h.0, factor) })?;
-    let (sw, sh) = (width.div_ceil(denom), height.div_ceil(denom));
-    let data = decode_packed(&h, bytes, sw, sh, tj::TJPF_TJPF_RGB, 3)?;
-    Ok((sw, sh, data))
 }

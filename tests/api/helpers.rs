@@ -20,7 +20,7 @@ use gallery::backends::Backends;
 use gallery::cache::{EmbeddedIndex, RedisSettings};
 use gallery::domain::{Lane, Photo, PhotoId, Status};
 use gallery::metrics::Metrics;
-use gallery::queue::EmbeddedQueue;
+use gallery::queue::{EmbeddedQueue, EventStream, Listener};
 use gallery::retry::RetryPolicy;
 use gallery::routes::WebSettings;
 use gallery::startup::{Application, Settings};
@@ -561,6 +561,15 @@ impl Api {
 }
 
 impl TestApp {
+    /// Every event published from now on, as the web role's live pages get them.
+    pub async fn live_events(&self) -> Box<dyn EventStream> {
+        self.backends
+            .queue
+            .subscribe_events(Listener::Live)
+            .await
+            .expect("live events")
+    }
+
     /// The web settings this app runs with.
     pub fn web_settings(&self) -> WebSettings {
         self.web.clone()

@@ -7,7 +7,6 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use gallery::domain::{Event, EventKind, Job, Lane, Photo, PhotoId, Status, VariantSpec};
-use gallery::queue::Listener;
 use serde_json::{json, Value};
 
 use crate::helpers::{
@@ -43,12 +42,7 @@ async fn upload_behind_bulk_work(set: BackendSet, at_once: u16) {
         settings.worker.job_delay = job_time;
     })
     .await;
-    let mut events = app
-        .backends
-        .queue
-        .subscribe_events(Listener::Live)
-        .await
-        .expect("live events");
+    let mut events = app.live_events().await;
     // The same image as the upload, so a bulk job takes as long as the upload's.
     let image = jpeg_fixture(400, 300);
     let mut bulk = HashSet::new();

@@ -5,7 +5,6 @@
 use std::collections::HashSet;
 
 use gallery::domain::EventKind;
-use gallery::queue::Listener;
 use image::GenericImageView;
 use serde_json::Value;
 
@@ -227,12 +226,7 @@ async fn a_worker_readies_one_job_beyond_its_concurrency_and_no_more(set: Backen
         settings.worker.job_delay = std::time::Duration::from_millis(1500);
     })
     .await;
-    let mut events = app
-        .backends
-        .queue
-        .subscribe_events(Listener::Live)
-        .await
-        .expect("live events");
+    let mut events = app.live_events().await;
     let mut ids = Vec::new();
     for n in 0..3 {
         ids.push(
