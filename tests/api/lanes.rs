@@ -32,8 +32,9 @@ async fn bulk_photo(app: &TestApp, original: &[u8]) -> Photo {
 }
 
 /// Queues 200 bulk jobs for a worker running `at_once` jobs of about 300 ms each, uploads one
-/// photo once bulk work is under way, and checks it waited for at most one job: prints how
-/// many bulk jobs finished between its `photo.queued` and its `photo.done`.
+/// photo once bulk work is under way, and checks it waited for at most one job and that no
+/// bulk job was taken once it waited: prints how many bulk jobs started between its
+/// `photo.queued` and its `photo.processing`, and finished before its `photo.done`.
 async fn upload_behind_bulk_work(set: BackendSet, at_once: u16) {
     const BULK: usize = 200;
     let job_time = Duration::from_millis(300);
@@ -81,7 +82,7 @@ async fn upload_behind_bulk_work(set: BackendSet, at_once: u16) {
 
     let id = app.upload_ok("urgent.jpg", image.clone(), None).await;
     let (mut queued_at, mut waited) = (None, None);
-    let mut finished_between = 0;
+    let (mut started_between, mut finished_between) = (0, 0);
     let took = loop {
         let next = tokio::time::timeout(Duration::from_secs(30), events.next());
         let delivery = next.await.expect("the upload is done within 30 s");
@@ -94,18 +95,20 @@ async fn upload_behind_bulk_work(set: BackendSet, at_once: u16) {
                 EventKind::Done => break queued_at.expect("queued before done").elapsed(),
                 _ => {}
             }
-        } else if queued_at.is_some()
-            && event.kind == EventKind::Done
-            && bulk.contains(&event.photo.id)
-        {
-            finished_between += 1;
+        } else if queued_at.is_some() && bulk.contains(&event.photo.id) {
+            match event.kind {
+                EventKind::Processing if waited.is_none() => started_between += 1,
+                EventKind::Done => finished_between += 1,
+                _ => {}
+            }
         }
     };
     let waited = waited.expect("processing announced");
     let waiting = app.queue_depth(".bulk").await;
     println!(
-        "lanes ({set:?}, {at_once} job(s) at once, {} ms of delay in each): {finished_between} \
-         bulk jobs finished after the upload was queued and before it was done; it waited {} ms \
+        "lanes ({set:?}, {at_once} job(s) at once, {} ms of delay in each): {started_between} \
+         bulk jobs started and {finished_between} finished after the upload was queued and \
+         before it started or was done; it waited {} ms \
          for a worker (the longest bulk job took {} ms) and was done {} ms after it was queued; \
          {waiting} of {BULK} bulk jobs still waiting",
         job_time.as_millis(),
@@ -118,11 +121,15 @@ async fn upload_behind_bulk_work(set: BackendSet, at_once: u16) {
         waited < longest_job + Duration::from_millis(200),
         "the upload waited {waited:?} for a worker, more than one job's time ({longest_job:?})"
     );
-    // The jobs in hand when it came, and with more than one at once one more that started
-    // beside it: for one job at once, it is done before the 3rd bulk job after it.
+    // No bulk job is taken once it waits. (How many finish before it is no measure: with two
+    // at once, a bulk job beside it may finish first, the more often the busier the machine.)
+    // Each slot may still take one after its `photo.queued` is seen: the announcement and
+    // the job are two writes made side by side (one round trip, not two), a slot freed
+    // between them takes a bulk job, and a bulk job taken just before may announce itself
+    // just after (one did in 4 of 60 runs on a busy machine). Without the lanes, all 200 go first.
     assert!(
-        finished_between <= usize::from(at_once) + 1,
-        "the upload was done only after {finished_between} bulk jobs"
+        started_between <= usize::from(at_once),
+        "{started_between} bulk jobs started after the upload was queued and before it"
     );
     assert!(
         waiting > BULK as u32 / 2,
