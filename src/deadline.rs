@@ -120,6 +120,9 @@ impl ObjectStore for Bounded<dyn ObjectStore> {
         self.transfer(size, self.inner.put_file(key, path, content_type))
             .await
     }
+    fn keeps_put_files(&self) -> bool {
+        self.inner.keeps_put_files()
+    }
     async fn get(&self, key: &str) -> anyhow::Result<Option<Bytes>> {
         // The size is not known before: allowed as much as the largest upload by default.
         self.transfer(LARGEST_READ, self.inner.get(key)).await

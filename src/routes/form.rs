@@ -32,7 +32,6 @@ use actix_web::http::header::{HeaderMap, CONTENT_TYPE};
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
 
 use super::error::ApiError;
 use crate::domain::ContentHash;
@@ -382,11 +381,11 @@ impl<'a> FormReader<'a> {
     pub async fn file(
         &mut self,
         field: &mut Field,
-        spool_dir: &Path,
+        spool: &Spool,
     ) -> Result<Result<Spooled, IngestError>, ApiError> {
         let limit = self.limits.max_upload_bytes;
         let mut head = BytesMut::new();
-        let mut spool: Option<SpoolWriter> = None;
+        let mut writer: Option<SpoolWriter> = None;
         let mut size = 0u64;
         let mut refused = None;
         while let Some(chunk) = self.next_chunk(field).await? {
@@ -396,10 +395,10 @@ impl<'a> FormReader<'a> {
             size += chunk.len() as u64;
             if size > limit {
                 refused = Some(IngestError::TooLarge { limit });
-                spool = None;
+                writer = None;
                 continue;
             }
-            if spool.is_none() {
+            if writer.is_none() {
                 head.extend_from_slice(&chunk);
                 if head.len() < SNIFF_BYTES {
                     continue;
@@ -408,31 +407,31 @@ impl<'a> FormReader<'a> {
                     refused = Some(IngestError::Unreadable(ProbeError::UnsupportedType));
                     continue;
                 }
-                spool = Some(SpoolWriter::create(spool_dir).await?);
+                writer = Some(SpoolWriter::create(spool).await?);
             }
-            if let Some(spool) = &mut spool {
+            if let Some(writer) = &mut writer {
                 // The head, kept until the type was known, goes first.
                 let bytes = if head.is_empty() {
                     chunk
                 } else {
                     head.split().freeze()
                 };
-                spool.write(&bytes).await?;
+                writer.write(&bytes).await?;
             }
         }
         if let Some(error) = refused {
             return Ok(Err(error));
         }
-        let spool = match spool {
-            Some(spool) => spool,
+        let writer = match writer {
+            Some(writer) => writer,
             // Shorter than a type can be told from: the checks that follow say what is wrong.
             None => {
-                let mut spool = SpoolWriter::create(spool_dir).await?;
-                spool.write(&head).await?;
-                spool
+                let mut writer = SpoolWriter::create(spool).await?;
+                writer.write(&head).await?;
+                writer
             }
         };
-        spool.finish().await.map(Ok)
+        writer.finish().await.map(Ok)
     }
 }
 
@@ -451,57 +450,153 @@ impl Drop for SpoolPath {
     }
 }
 
-/// A spool file being written, and the SHA-256 of what was written so far: the hash is taken
-/// from the bytes on their way to disk, so the file is never read again for it.
+/// Where uploaded files wait until their request is read.
+#[derive(Debug, Clone)]
+pub struct Spool {
+    pub dir: PathBuf,
+    /// Whether each part written is handed to the disk at once (`start_write_back`): when
+    /// storage keeps the spool file itself (`ObjectStore::keeps_put_files`, the files of
+    /// `gallery serve`), whose sync then finds most of it written. Measured on this disk, a
+    /// 3.7 MB file written in four 1 MiB parts (15 runs each way): its sync took 0.2-0.7 ms
+    /// (p50) instead of 2.4-4.0 ms; in `serve`, a 12 MP original's sync took 0.2-0.35 ms
+    /// over 8 uploads (6.7-10.1 ms before, measured on an earlier day). On S3 the spool file
+    /// is read once and deleted: writing it out would be wasted.
+    pub write_back: bool,
+}
+
 /// What the spool gathers before each write. The form hands over small chunks, and each
-/// write of a `tokio::fs::File` is a hop to a blocking thread, one at a time: a 12 MP photo in
-/// 16 KiB writes was hundreds of hops in the way of every upload (tens of ms on a busy host).
+/// write is a hop to a blocking thread: a 12 MP photo in 16 KiB writes was hundreds of hops in
+/// the way of every upload (tens of ms on a busy host).
 const SPOOL_BUFFER: usize = 1 << 20;
 
+/// A spool file being written, and the SHA-256 of what was written so far: the hash is taken
+/// from the bytes on their way to disk, so the file is never read again for it. One part is
+/// written on a blocking thread while the next is gathered.
 struct SpoolWriter {
     path: SpoolPath,
-    file: tokio::io::BufWriter<tokio::fs::File>,
+    disk: Disk,
+    /// What is gathered for the next write.
+    buffer: Vec<u8>,
+    /// Bytes handed to the disk so far: where the next write starts.
+    written: u64,
+    write_back: bool,
     hash: Sha256,
     size: u64,
 }
 
+/// The spool file, either idle (with a spare buffer) or being written to.
+enum Disk {
+    Idle(std::fs::File, Vec<u8>),
+    Writing(tokio::task::JoinHandle<std::io::Result<(std::fs::File, Vec<u8>)>>),
+    /// A write failed; what failed was answered.
+    Broken,
+}
+
 impl SpoolWriter {
-    async fn create(dir: &Path) -> Result<SpoolWriter, ApiError> {
-        let path = SpoolPath(dir.join(uuid::Uuid::now_v7().simple().to_string()));
+    async fn create(spool: &Spool) -> Result<SpoolWriter, ApiError> {
+        let path = SpoolPath(spool.dir.join(uuid::Uuid::now_v7().simple().to_string()));
         let file = async {
-            tokio::fs::create_dir_all(dir).await?;
+            tokio::fs::create_dir_all(&spool.dir).await?;
             tokio::fs::File::create(&path.0).await
         }
         .await
         .map_err(|e| spool_failed(e.into()))?;
         Ok(SpoolWriter {
             path,
-            file: tokio::io::BufWriter::with_capacity(SPOOL_BUFFER, file),
+            disk: Disk::Idle(file.into_std().await, Vec::with_capacity(SPOOL_BUFFER)),
+            buffer: Vec::with_capacity(SPOOL_BUFFER),
+            written: 0,
+            write_back: spool.write_back,
             hash: Sha256::new(),
             size: 0,
         })
     }
 
-    async fn write(&mut self, bytes: &[u8]) -> Result<(), ApiError> {
+    async fn write(&mut self, mut bytes: &[u8]) -> Result<(), ApiError> {
         self.hash.update(bytes);
         self.size += bytes.len() as u64;
-        self.file
-            .write_all(bytes)
-            .await
-            .map_err(|e| spool_failed(e.into()))
+        while !bytes.is_empty() {
+            let room = SPOOL_BUFFER - self.buffer.len();
+            let (now, later) = bytes.split_at(room.min(bytes.len()));
+            self.buffer.extend_from_slice(now);
+            bytes = later;
+            if self.buffer.len() == SPOOL_BUFFER {
+                self.write_buffer().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands the buffer to a blocking thread to write, once the write before it is done.
+    async fn write_buffer(&mut self) -> Result<(), ApiError> {
+        let (mut file, spare) = self.settle().await?;
+        let full = std::mem::replace(&mut self.buffer, spare);
+        let offset = self.written;
+        self.written += full.len() as u64;
+        let write_back = self.write_back;
+        self.disk = Disk::Writing(tokio::task::spawn_blocking(move || {
+            use std::io::Write as _;
+            file.write_all(&full)?;
+            if write_back {
+                start_write_back(&file, offset, full.len());
+            }
+            let mut spare = full;
+            spare.clear();
+            Ok((file, spare))
+        }));
+        Ok(())
+    }
+
+    /// Waits for the write under way, if any: the file and a spare buffer.
+    async fn settle(&mut self) -> Result<(std::fs::File, Vec<u8>), ApiError> {
+        match std::mem::replace(&mut self.disk, Disk::Broken) {
+            Disk::Idle(file, spare) => Ok((file, spare)),
+            Disk::Writing(write) => write
+                .await
+                .map_err(std::io::Error::other)
+                .and_then(|written| written)
+                .map_err(|e| spool_failed(e.into())),
+            Disk::Broken => Err(spool_failed(anyhow::anyhow!(
+                "an earlier write to the spool failed"
+            ))),
+        }
     }
 
     async fn finish(mut self) -> Result<Spooled, ApiError> {
-        self.file
-            .flush()
-            .await
-            .map_err(|e| spool_failed(e.into()))?;
+        if !self.buffer.is_empty() {
+            self.write_buffer().await?;
+        }
+        self.settle().await?;
         Ok(Spooled {
             path: self.path,
             size: self.size,
             sha256: ContentHash::from_digest(&self.hash.finalize()),
         })
     }
+}
+
+/// Asks the kernel to start writing `length` bytes from `offset` to disk now, without waiting
+/// for it. A hint: the sync that stores the file says whether it was written.
+fn start_write_back(file: &std::fs::File, offset: u64, length: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd as _;
+        let (Ok(offset), Ok(length)) = (i64::try_from(offset), i64::try_from(length)) else {
+            return;
+        };
+        // SAFETY: the descriptor is open (borrowed from `file`) for the whole call, and
+        // sync_file_range only reads its arguments.
+        unsafe {
+            libc::sync_file_range(
+                file.as_raw_fd(),
+                offset,
+                length,
+                libc::SYNC_FILE_RANGE_WRITE,
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, offset, length);
 }
 
 /// A received file waiting on disk until the form is read, with its length and hash.
@@ -610,5 +705,42 @@ mod tests {
                 assert!(!fits(body, size), "chunks of {size}");
             }
         }
+    }
+
+    /// The spool writes in parts of `SPOOL_BUFFER`, one on a thread while the next gathers:
+    /// whatever the chunks, the file and its hash are the bytes sent, in order.
+    #[tokio::test]
+    async fn the_spool_keeps_every_byte_in_order_across_its_parts() {
+        let dir = std::env::temp_dir().join(format!("gallery-spool-{}", uuid::Uuid::now_v7()));
+        let bytes: Vec<u8> = (0..2 * SPOOL_BUFFER + 12_345)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        for (chunk, write_back) in [
+            (1000, true),
+            (SPOOL_BUFFER, false),
+            (SPOOL_BUFFER + 1, true),
+        ] {
+            let spool = Spool {
+                dir: dir.clone(),
+                write_back,
+            };
+            let mut writer = SpoolWriter::create(&spool).await.expect("a spool file");
+            for part in bytes.chunks(chunk) {
+                writer.write(part).await.expect("written");
+            }
+            let spooled = writer.finish().await.expect("finished");
+            let on_disk = std::fs::read(&spooled.path.0).expect("the spool file");
+            assert!(on_disk == bytes, "chunks of {chunk}: the file differs");
+            assert_eq!(spooled.size, bytes.len() as u64);
+            assert_eq!(
+                spooled.sha256,
+                ContentHash::from_digest(&Sha256::digest(&bytes)),
+                "chunks of {chunk}"
+            );
+            let path = spooled.path.0.clone();
+            drop(spooled);
+            assert!(!path.exists(), "a dropped spool file is removed");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -92,7 +92,7 @@ pub struct AppState {
     pub static_dir: PathBuf,
     pub upload_pace: form::UploadPace,
     /// Where uploaded files wait until their request is read (`form::Spooled`).
-    pub spool_dir: PathBuf,
+    pub spool: form::Spool,
     /// Small images served lately (`routes::images`).
     pub images: ImageCache,
 }

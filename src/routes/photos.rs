@@ -69,7 +69,7 @@ async fn receive(
                         .unwrap_or(FileName::UNNAMED),
                 )
                 .into_string();
-                let content = match reader.file(&mut field, &state.spool_dir).await? {
+                let content = match reader.file(&mut field, &state.spool).await? {
                     // Checked from its header now, so a bad file is not kept even on disk.
                     Ok(spooled) => spooled.check(limits).await,
                     Err(error) => Err(error),

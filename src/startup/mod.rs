@@ -29,6 +29,7 @@ use crate::metrics::Metrics;
 use crate::notifier::{self, NotifierSettings};
 use crate::routes::error::ApiError;
 use crate::routes::events::LiveEvents;
+use crate::routes::form::Spool;
 use crate::routes::{self, AppState, WebSettings};
 use crate::worker;
 
@@ -67,6 +68,7 @@ impl Application {
             backends.accounts.clone(),
             web_settings.streams,
         );
+        let write_back = backends.storage.keeps_put_files();
         let state = web::Data::new(AppState {
             backends,
             limits: settings.limits.clone(),
@@ -75,7 +77,10 @@ impl Application {
             trust_proxy: web_settings.trust_proxy,
             static_dir: web_settings.static_dir.clone(),
             upload_pace: web_settings.upload_pace,
-            spool_dir: settings.backends.data_dir.join("spool"),
+            spool: Spool {
+                dir: settings.backends.data_dir.join("spool"),
+                write_back,
+            },
             images: ImageCache::new(web_settings.image_cache),
         });
         routes::form::clear_spool(&settings.backends.data_dir.join("spool"));

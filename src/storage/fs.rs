@@ -182,6 +182,10 @@ impl ObjectStore for FsStore {
         }
     }
 
+    fn keeps_put_files(&self) -> bool {
+        true
+    }
+
     async fn get(&self, key: &str) -> anyhow::Result<Option<Bytes>> {
         let path = self.path_of(key);
         match tokio::fs::read(&path).await {

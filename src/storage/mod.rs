@@ -37,6 +37,12 @@ pub trait ObjectStore: Send + Sync {
     /// file. Stored entirely or not at all, as `put`. The store may move the file into place
     /// rather than copy it (`FsStore` does on its own filesystem), so it may be gone after.
     async fn put_file(&self, key: &str, path: &Path, content_type: &str) -> anyhow::Result<()>;
+    /// Whether `put_file` keeps the very file it is given (moves it into place and syncs it)
+    /// rather than reading it: then an upload is written to disk as it arrives
+    /// (`routes::form`), so the sync that stores it has little left to wait for.
+    fn keeps_put_files(&self) -> bool {
+        false
+    }
     /// Reads a whole object; `None` when it does not exist.
     async fn get(&self, key: &str) -> anyhow::Result<Option<Bytes>>;
     /// Streams an object; `None` when it does not exist.
