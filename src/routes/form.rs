@@ -10,7 +10,7 @@
 //! the rest of it drained unread.
 //!
 //! How a file's bytes go to storage "as they arrive": into a spool file of their own
-//! (`Spooled`), chunk by chunk, so receiving holds one chunk in memory whatever the size (its
+//! (`Spooled`), chunk by chunk, so receiving holds two 1 MiB buffers whatever the size (its
 //! SHA-256, recorded with the photo, is taken from the same chunks); the file is checked from
 //! its head as soon as it is complete, and once the whole form is read it is streamed from the
 //! spool to storage (`ingest::accept`), one file at a time. Not straight
@@ -375,7 +375,7 @@ impl<'a> FormReader<'a> {
         })
     }
 
-    /// Receives a file part into the spool chunk by chunk (memory holds one chunk), hashing
+    /// Receives a file part into the spool chunk by chunk (memory holds two buffers), hashing
     /// it on the way, or refuses it as soon as it is known to be unacceptable (not an image by
     /// its first bytes, or over the per-file limit) and drains the rest unread.
     pub async fn file(
@@ -488,7 +488,7 @@ struct SpoolWriter {
 enum Disk {
     Idle(std::fs::File, Vec<u8>),
     Writing(tokio::task::JoinHandle<std::io::Result<(std::fs::File, Vec<u8>)>>),
-    /// A write failed; what failed was answered.
+    /// Between the two, while a write is awaited; left so when it failed (and said so).
     Broken,
 }
 
