@@ -457,10 +457,10 @@ pub struct Spool {
     /// Whether each part written is handed to the disk at once (`start_write_back`): when
     /// storage keeps the spool file itself (`ObjectStore::keeps_put_files`, the files of
     /// `gallery serve`), whose sync then finds most of it written. Measured on this disk, a
-    /// 3.7 MB file written in four 1 MiB parts (15 runs each way): its sync took 0.2-0.7 ms
-    /// (p50) instead of 2.4-4.0 ms; in `serve`, a 12 MP original's sync took 0.2-0.35 ms
-    /// over 8 uploads (6.7-10.1 ms before, measured on an earlier day). On S3 the spool file
-    /// is read once and deleted: writing it out would be wasted.
+    /// 3.7 MB file written in four 1 MiB parts (15 runs each way, two runs): its sync took
+    /// 0.24-0.88 ms (p50) instead of 2.43-3.98 ms; in `serve`, a 12 MP original's sync took
+    /// 0.21-0.35 ms over 8 uploads (6.7-10.1 ms before, measured on an earlier day). On S3
+    /// the spool file is read once and deleted: writing it out would be wasted.
     pub write_back: bool,
 }
 

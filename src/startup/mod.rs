@@ -83,7 +83,7 @@ impl Application {
             },
             images: ImageCache::new(web_settings.image_cache),
         });
-        routes::form::clear_spool(&settings.backends.data_dir.join("spool"));
+        routes::form::clear_spool(&state.spool.dir);
         tokio::spawn(requeue_stranded(
             state.backends.clone(),
             web_settings.stranded_after,
