@@ -808,6 +808,21 @@ fn the_ha_stores_form_clusters_of_three() {
     // Garage: every object on three nodes, laid out and keyed by the one-shot garage-init.
     let garage = repo_file("deploy/ha/garage.toml");
     assert!(garage.lines().any(|l| l.trim() == "replication_factor = 3"));
+    // Photos do not compress: blocks are stored as they are (Garage's default is zstd).
+    assert!(garage
+        .lines()
+        .any(|l| l.trim() == "compression_level = \"none\""));
+    // Garage refuses a file that sets a key twice in one table.
+    let mut keys = BTreeSet::new();
+    let mut table = String::new();
+    for line in garage.lines().map(str::trim) {
+        if line.starts_with('[') {
+            table = line.to_owned();
+        } else if let Some((key, _)) = line.split_once('=').filter(|_| !line.starts_with('#')) {
+            let key = format!("{table}{}", key.trim());
+            assert!(keys.insert(key.clone()), "{key} set twice in garage.toml");
+        }
+    }
     assert!(garage.contains("rpc_secret_file = \"/run/gallery-secrets/garage_rpc_secret\""));
     assert!(secrets_script.contains("hex32 garage_rpc_secret"));
     for node in GARAGE_NODES {
