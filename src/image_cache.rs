@@ -11,6 +11,10 @@
 //!
 //! Concurrent misses for one image make one storage read; the others wait for it
 //! (quick_cache's placeholder), so a page's burst does not multiply into the store.
+//!
+//! Every read whole is counted as a hit or a miss (`gallery_image_cache_reads_total`), and the
+//! bytes held are read at scrape time (`gallery_image_cache_bytes`), so an operator can see
+//! whether the memory is big enough for the pages people look at.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -18,6 +22,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use quick_cache::sync::Cache;
 use quick_cache::Weighter;
+
+use crate::metrics::{ImageRead, Metrics};
 
 /// How much the cache may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,10 +62,12 @@ impl Weighter<String, Bytes> for ByLength {
 pub struct ImageCache {
     entries: Option<Arc<Cache<String, Bytes, ByLength>>>,
     max_item_bytes: u64,
+    metrics: Metrics,
 }
 
 impl ImageCache {
-    pub fn new(settings: ImageCacheSettings) -> Self {
+    /// Counts its hits and misses into `metrics`.
+    pub fn new(settings: ImageCacheSettings, metrics: Metrics) -> Self {
         let entries = (settings.capacity_bytes > 0).then(|| {
             // The estimate sizes the index up front; thumbnails are what most entries are.
             let estimated_items = (settings.capacity_bytes / (16 * 1024)).clamp(16, 1 << 20);
@@ -72,6 +80,7 @@ impl ImageCache {
         ImageCache {
             entries,
             max_item_bytes: settings.max_item_bytes,
+            metrics,
         }
     }
 
@@ -93,16 +102,21 @@ impl ImageCache {
     where
         F: Future<Output = anyhow::Result<Option<Bytes>>>,
     {
-        let Some(entries) = &self.entries else {
-            return load.await;
+        let entries = match &self.entries {
+            Some(entries) if self.reads_whole(expected_length) => entries,
+            _ => {
+                self.metrics.image_cache_read(ImageRead::Miss);
+                return load.await;
+            }
         };
-        if !self.reads_whole(expected_length) {
-            return load.await;
-        }
         let guard = match entries.get_value_or_guard_async(tag).await {
-            Ok(bytes) => return Ok(Some(bytes)),
+            Ok(bytes) => {
+                self.metrics.image_cache_read(ImageRead::Hit);
+                return Ok(Some(bytes));
+            }
             Err(guard) => guard,
         };
+        self.metrics.image_cache_read(ImageRead::Miss);
         let loaded = load.await?;
         if let Some(bytes) = &loaded {
             let length = bytes.len() as u64;
@@ -132,10 +146,25 @@ mod tests {
     use super::*;
 
     fn cache(capacity_bytes: u64, max_item_bytes: u64) -> ImageCache {
-        ImageCache::new(ImageCacheSettings {
-            capacity_bytes,
-            max_item_bytes,
-        })
+        ImageCache::new(
+            ImageCacheSettings {
+                capacity_bytes,
+                max_item_bytes,
+            },
+            Metrics::new("web"),
+        )
+    }
+
+    /// The hits and the misses counted so far.
+    fn reads(cache: &ImageCache) -> (u32, u32) {
+        let text = cache.metrics.render();
+        let count = |outcome: &str| {
+            let prefix = format!("gallery_image_cache_reads_total{{outcome=\"{outcome}\"}} ");
+            text.lines()
+                .find_map(|line| line.strip_prefix(prefix.as_str()))
+                .map_or(0, |value| value.parse().expect("a count"))
+        };
+        (count("hit"), count("miss"))
     }
 
     async fn load(bytes: &'static [u8]) -> anyhow::Result<Option<Bytes>> {
@@ -150,10 +179,13 @@ mod tests {
             Some(&b"abc"[..])
         );
         assert!(cache.holds("a"));
-        let again = cache
-            .get_or_load("a", 3, async { anyhow::bail!("must not load again") })
-            .await?;
-        assert_eq!(again.as_deref(), Some(&b"abc"[..]));
+        for _ in 0..2 {
+            let again = cache
+                .get_or_load("a", 3, async { anyhow::bail!("must not load again") })
+                .await?;
+            assert_eq!(again.as_deref(), Some(&b"abc"[..]));
+        }
+        assert_eq!(reads(&cache), (2, 1), "(hits, misses)");
         Ok(())
     }
 
@@ -171,6 +203,7 @@ mod tests {
             None
         );
         assert!(!cache.holds("gone"));
+        assert_eq!(reads(&cache), (0, 2), "every read was from storage");
         Ok(())
     }
 
@@ -203,6 +236,8 @@ mod tests {
         assert!(cache.get_or_load("a", 3, load(b"abc")).await?.is_some());
         assert!(!cache.holds("a"));
         assert_eq!(cache.weight(), 0);
+        assert!(cache.get_or_load("a", 3, load(b"abc")).await?.is_some());
+        assert_eq!(reads(&cache), (0, 2), "off: every read is a miss");
         Ok(())
     }
 }

@@ -1,6 +1,6 @@
 //! What the roles measure, served in Prometheus' text format at `/metrics` (on the web role's
-//! listener, and on the worker's and notifier's health listener): HTTP requests, uploads,
-//! jobs and their stages, queue depth, notifier sends, and the build.
+//! listener, and on the worker's and notifier's health listener): HTTP requests, the memory of
+//! hot images, uploads, jobs and their stages, queue depth, notifier sends, and the build.
 //!
 //! One `Metrics` per process, made at start-up and carried in `Backends` to every role the
 //! process runs (the roles of `gallery serve` share it), so a scrape shows exactly what that
@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use prometheus::core::Collector;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::error_code::ErrorCode;
@@ -97,6 +97,24 @@ impl JobFailure {
     }
 }
 
+/// Where an image read whole came from (`gallery_image_cache_reads_total{outcome}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageRead {
+    /// From the web role's memory (or another request's read of it, waited for).
+    Hit,
+    /// From storage.
+    Miss,
+}
+
+impl ImageRead {
+    fn as_str(self) -> &'static str {
+        match self {
+            ImageRead::Hit => "hit",
+            ImageRead::Miss => "miss",
+        }
+    }
+}
+
 /// How one notification send ended (`gallery_notifier_sends_total{outcome}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SendOutcome {
@@ -129,6 +147,8 @@ struct Families {
     build_info: IntGaugeVec,
     http_requests: IntCounterVec,
     http_duration: HistogramVec,
+    image_cache_reads: IntCounterVec,
+    image_cache_bytes: IntGauge,
     uploads_accepted: IntCounter,
     uploads_refused: IntCounterVec,
     jobs_started: IntCounter,
@@ -185,6 +205,24 @@ impl Metrics {
                     )
                     .buckets(HTTP_BUCKETS.to_vec()),
                     &["route", "method", "status"],
+                ),
+            ),
+            image_cache_reads: register(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "gallery_image_cache_reads_total",
+                        "Images read whole to be served (those up to GALLERY_IMAGE_CACHE_ITEM_KB), \
+                         by where they came from: hit (the web role's memory) or miss (storage).",
+                    ),
+                    &["outcome"],
+                ),
+            ),
+            image_cache_bytes: register(
+                &registry,
+                IntGauge::new(
+                    "gallery_image_cache_bytes",
+                    "Bytes the web role's memory of hot images holds, as of the last scrape.",
                 ),
             ),
             uploads_accepted: register(
@@ -307,6 +345,21 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
+    /// One image read whole for an answer, from memory or from storage.
+    pub fn image_cache_read(&self, read: ImageRead) {
+        self.0
+            .image_cache_reads
+            .with_label_values(&[read.as_str()])
+            .inc();
+    }
+
+    /// Meant for scrape time, like the queue's depths.
+    pub fn set_image_cache_bytes(&self, bytes: u64) {
+        self.0
+            .image_cache_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
     pub fn upload_accepted(&self) {
         self.0.uploads_accepted.inc();
     }
@@ -350,10 +403,9 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    /// The hook for queue depth: sets `gallery_queue_depth{lane}` from (lane, waiting jobs)
-    /// pairs, and drops lanes no longer listed. Meant to be called at scrape time (the
-    /// `/metrics` handler) with what the queue reports; until the queue can report its depth
-    /// per lane, nothing calls it and the gauge has no series.
+    /// Sets `gallery_queue_depth{lane}` from (lane, waiting jobs) pairs, and drops lanes no
+    /// longer listed. Called at scrape time by the web role's `/metrics` with what the queue
+    /// reports.
     pub fn set_queue_depths<L: AsRef<str>>(&self, depths: &[(L, u64)]) {
         self.0.queue_depth.reset();
         for (lane, depth) in depths {
@@ -388,10 +440,12 @@ impl Metrics {
     /// yet (for checking dashboards against).
     pub fn names(&self) -> Vec<String> {
         let f = &*self.0;
-        let collectors: [&dyn Collector; 14] = [
+        let collectors: [&dyn Collector; 16] = [
             &f.build_info,
             &f.http_requests,
             &f.http_duration,
+            &f.image_cache_reads,
+            &f.image_cache_bytes,
             &f.uploads_accepted,
             &f.uploads_refused,
             &f.jobs_started,
@@ -436,6 +490,8 @@ mod tests {
             "gallery_build_info",
             "gallery_http_requests_total",
             "gallery_http_request_duration_seconds",
+            "gallery_image_cache_reads_total",
+            "gallery_image_cache_bytes",
             "gallery_uploads_accepted_total",
             "gallery_uploads_refused_total",
             "gallery_jobs_started_total",

@@ -18,10 +18,12 @@ pub async fn metrics(
     metrics: web::Data<Metrics>,
     state: Option<web::Data<AppState>>,
 ) -> HttpResponse {
-    // The queue's depth is read at scrape time, by the web role only (the health listeners
-    // have no backends): every web process reports the same depths, hence `max by (lane)` on
-    // the dashboard. A queue that does not answer leaves the last figures, never the scrape.
+    // The queue's depths and the image memory's size are read at scrape time, by the web role
+    // only (the health listeners have no backends). Every web process reports the same depths,
+    // hence `max by (lane)` on the dashboard; its memory is its own, hence `by (instance)`. A
+    // queue that does not answer leaves the last figures, never the scrape.
     if let Some(state) = state {
+        metrics.set_image_cache_bytes(state.images.weight());
         let read = tokio::time::timeout(DEPTHS_WITHIN, state.backends.queue.depths()).await;
         match read.unwrap_or_else(|_| Err(anyhow::anyhow!("no answer within {DEPTHS_WITHIN:?}"))) {
             Ok(depths) => metrics.set_queue_depths(&[

@@ -69,6 +69,7 @@ impl Application {
             web_settings.streams,
         );
         let write_back = backends.storage.keeps_put_files();
+        let images = ImageCache::new(web_settings.image_cache, backends.metrics.clone());
         let state = web::Data::new(AppState {
             backends,
             limits: settings.limits.clone(),
@@ -81,7 +82,7 @@ impl Application {
                 dir: settings.backends.data_dir.join("spool"),
                 write_back,
             },
-            images: ImageCache::new(web_settings.image_cache),
+            images,
         });
         routes::form::clear_spool(&state.spool.dir);
         tokio::spawn(requeue_stranded(

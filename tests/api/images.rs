@@ -1,7 +1,7 @@
 //! Serving a photo's images: each with its length, `HEAD` answered with the same headers and
 //! no body, 304 for the image the browser holds and 200 once it was made again, the web
-//! role's memory of hot images kept to small ones, and no one let in by it (nor by the memory
-//! of recent sessions) who is not let in without it.
+//! role's memory of hot images kept to small ones (its hits and misses counted in `/metrics`),
+//! and no one let in by it (nor by the memory of recent sessions) who is not let in without it.
 
 use gallery::domain::{Photo, PhotoId, VariantSpec};
 use gallery::image_cache::ImageCacheSettings;
@@ -14,6 +14,7 @@ use crate::helpers::{
     decode, jpeg_fixture, noisy_jpeg_fixture, spawn_app, Api, BackendSet, TestApp, ADMIN_EMAIL,
     ADMIN_PASSWORD,
 };
+use crate::metrics::Scrape;
 
 /// Status, headers and body of one request with extra `headers`.
 async fn send(
@@ -210,6 +211,17 @@ async fn web_with_memory(app: &TestApp, max_item_bytes: u64) -> Api {
     Api::with_token(&anonymous.address, app.token.as_deref().expect("token"))
 }
 
+/// The images read whole between two scrapes: (from memory, from storage).
+fn reads_since(before: &Scrape, after: &Scrape) -> (f64, f64) {
+    let count = |scrape: &Scrape, outcome: &str| {
+        scrape.value("gallery_image_cache_reads_total", &[("outcome", outcome)])
+    };
+    (
+        count(after, "hit") - count(before, "hit"),
+        count(after, "miss") - count(before, "miss"),
+    )
+}
+
 async fn memory_keeps_small_images_only_and_lets_no_one_in(set: BackendSet) {
     let app = spawn_app(set).await;
     // Noise keeps the preview large; the thumb averages it away.
@@ -220,6 +232,8 @@ async fn memory_keeps_small_images_only_and_lets_no_one_in(set: BackendSet) {
     let [thumb, preview, original] = image_paths(&photo);
     let cap = 128 * 1024;
     let web = web_with_memory(&app, cap).await;
+    let scrape_url = web.url("/metrics");
+    let before = Scrape::of(&scrape_url).await;
     let mut sizes = Vec::new();
     for path in [&thumb, &preview, &original] {
         let (status, headers, body) = send(&web, Method::GET, path, &[]).await;
@@ -230,6 +244,18 @@ async fn memory_keeps_small_images_only_and_lets_no_one_in(set: BackendSet) {
     assert!(
         sizes[0] < cap && sizes[1] > cap,
         "the fixture must give a thumb under {cap} bytes and a preview over it: {sizes:?}"
+    );
+    // Counted: the thumb read whole from storage; the preview and the original streamed.
+    let after_first = Scrape::of(&scrape_url).await;
+    assert_eq!(
+        reads_since(&before, &after_first),
+        (0.0, 1.0),
+        "(hits, misses)"
+    );
+    let held = after_first.value("gallery_image_cache_bytes", &[]);
+    assert!(
+        held > sizes[0] as f64 && held < cap as f64,
+        "the memory holds the thumb alone: {held} bytes"
     );
     // Over the cap, the original is streamed: HEAD still tells its length.
     let (status, headers, body) = send(&web, Method::HEAD, &original, &[]).await;
@@ -268,6 +294,12 @@ async fn memory_keeps_small_images_only_and_lets_no_one_in(set: BackendSet) {
         (status, body.len() as u64),
         (StatusCode::OK, sizes[0]),
         "kept"
+    );
+    let after_kept = Scrape::of(&scrape_url).await;
+    assert_eq!(
+        reads_since(&after_first, &after_kept),
+        (1.0, 0.0),
+        "(hits, misses)"
     );
     let (status, _, _) = send(&web, Method::GET, &preview, &[]).await;
     assert_eq!(status, 404, "over the cap: not kept, read from storage");
