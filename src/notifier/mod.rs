@@ -230,8 +230,6 @@ async fn listen(
                 _ = in_flight.join_next() => continue,
             }
         }
-        // `next` is only cut short when stopping: an embedded queue's row claimed by a cut
-        // `next` would stay leased until the process ends.
         let delivery = tokio::select! {
             biased;
             () = stopped(shutdown) => break,

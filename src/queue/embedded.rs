@@ -12,7 +12,6 @@
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -84,8 +83,7 @@ enum Then {
 
 enum Claim {
     Got {
-        queue: String,
-        seq: u64,
+        held: Held,
         body: Vec<u8>,
     },
     /// Nothing ready; the earliest row not yet ready is due after this long.
@@ -124,7 +122,7 @@ impl Shared {
     }
 
     /// Leases the oldest ready row that nobody holds of the first of `queues` that has one.
-    fn claim(&self, queues: &[String]) -> anyhow::Result<Claim> {
+    fn claim(self: &Arc<Self>, queues: &[String]) -> anyhow::Result<Claim> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(MESSAGES)?;
         let now = now_ms();
@@ -145,8 +143,11 @@ impl Shared {
                 if ready_at <= now {
                     leased.insert((queue.to_owned(), seq));
                     return Ok(Claim::Got {
-                        queue: queue.to_owned(),
-                        seq,
+                        held: Held {
+                            shared: self.clone(),
+                            queue: queue.to_owned(),
+                            seq,
+                        },
                         body: body.to_vec(),
                     });
                 }
@@ -305,16 +306,15 @@ impl Receiver {
             let woken = self.shared.wake.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            let queues = self.queues.clone();
-            let claim = blocking(&self.shared, move |shared| shared.claim(&queues)).await?;
+            let (shared, queues) = (self.shared.clone(), self.queues.clone());
+            // Should this `next` be cut short while the claim runs, the claim still finishes
+            // on the blocking pool; its `Held` is then dropped there, which frees the row.
+            let claim = tokio::task::spawn_blocking(move || shared.claim(&queues)).await??;
             let wait = match claim {
-                Claim::Got { queue, seq, body } => {
+                Claim::Got { held, body } => {
                     let lease = Lease {
-                        shared: self.shared.clone(),
-                        queue,
+                        held,
                         dead: self.dead.clone(),
-                        seq,
-                        settled: AtomicBool::new(false),
                         _permit: permit,
                     };
                     return Ok((lease, body));
@@ -329,32 +329,38 @@ impl Receiver {
     }
 }
 
-/// One delivered row. Dropped unsettled (its handler died), the row is free to go again.
-struct Lease {
+/// A row this process holds: nobody else is handed it until this is dropped. Dropping it
+/// unsettled (its handler died, or the `next` that claimed it was cut short) lets the row go
+/// again; dropping it settled is harmless, as a settled row is gone and its number is never
+/// used again.
+struct Held {
     shared: Arc<Shared>,
     /// The queue the row is in (a job's lane), where a retry goes too.
     queue: String,
+    seq: u64,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.shared.release(&self.queue, self.seq);
+    }
+}
+
+/// One delivered row, and the slot it takes.
+struct Lease {
+    held: Held,
     /// Where the row goes when given up on.
     dead: String,
-    seq: u64,
-    settled: AtomicBool,
     _permit: OwnedSemaphorePermit,
 }
 
 impl Lease {
     async fn settle(&self, then: Then) -> anyhow::Result<()> {
-        let (queue, seq) = (self.queue.clone(), self.seq);
-        blocking(&self.shared, move |shared| shared.settle(&queue, seq, then)).await?;
-        self.settled.store(true, Ordering::SeqCst);
-        Ok(())
-    }
-}
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        if !self.settled.load(Ordering::SeqCst) {
-            self.shared.release(&self.queue, self.seq);
-        }
+        let (queue, seq) = (self.held.queue.clone(), self.held.seq);
+        blocking(&self.held.shared, move |shared| {
+            shared.settle(&queue, seq, then)
+        })
+        .await
     }
 }
 
@@ -400,7 +406,7 @@ impl Receiver {
             match serde_json::from_slice(&body) {
                 Ok(value) => return Some((value, lease)),
                 Err(error) => {
-                    tracing::error!(queue = %lease.queue, "unreadable message dead-lettered: {error}");
+                    tracing::error!(queue = %lease.held.queue, "unreadable message dead-lettered: {error}");
                     if let Err(error) = lease.settle(Then::MoveTo(self.dead.clone())).await {
                         tracing::error!("cannot dead-letter it: {error:#}");
                         return None;
@@ -559,5 +565,51 @@ impl JobQueue for EmbeddedQueue {
             dead(&queue),
             prefetch,
         ))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::FutureExt;
+
+    use crate::domain::PhotoId;
+
+    /// The worker and the notifier cut a waiting `next` short when they stop; a row claimed
+    /// by it just then must go to the next consumer, not stay held until the process ends.
+    #[tokio::test]
+    async fn a_row_claimed_by_a_next_cut_short_goes_to_the_next_consumer() -> anyhow::Result<()> {
+        let dir = std::env::temp_dir().join(format!("gallery-queue-{}", PhotoId::new().as_str()));
+        let queue = EmbeddedQueue::open_in(&dir)?;
+        let job = Job {
+            photo_id: PhotoId::new(),
+            ops: Vec::new(),
+            attempt: 1,
+            lane: Lane::Upload,
+            baseline: 0,
+        };
+        queue.publish(&job).await?;
+        let mut jobs = queue.consume(1).await?;
+        {
+            // Holding the lease table, the claim started by one poll of `next` waits for it
+            // on the blocking pool; the `next` is dropped meanwhile, and the claim then
+            // finishes for nobody.
+            let table = queue
+                .shared
+                .leased
+                .lock()
+                .map_err(|_| anyhow!("lease table poisoned"))?;
+            assert!(jobs.next().now_or_never().is_none());
+            drop(table);
+        }
+        let delivery = tokio::time::timeout(Duration::from_secs(10), jobs.next())
+            .await
+            .map_err(|_| anyhow!("the row stayed held by the claim of the dropped next"))?
+            .ok_or_else(|| anyhow!("the stream ended"))?;
+        assert_eq!(delivery.job, job);
+        delivery.settle.ack().await?;
+        assert_eq!(queue.depth(JOBS).await?, 0);
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
     }
 }
