@@ -9,6 +9,7 @@ mod settings;
 mod users;
 
 use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
@@ -21,6 +22,7 @@ use tracing_actix_web::TracingLogger;
 pub use self::reprocess::reprocess;
 pub use self::settings::Settings;
 pub use self::users::manage_users;
+use crate::accounts::store::AccountStore;
 use crate::backends::{BackendSettings, Backends};
 use crate::error_code::ErrorCode;
 use crate::image_cache::ImageCache;
@@ -89,6 +91,7 @@ impl Application {
             state.backends.clone(),
             web_settings.stranded_after,
         ));
+        tokio::spawn(drop_expired_accounts(state.backends.accounts.store()));
         let static_dir = web_settings.static_dir.clone();
         let server =
             HttpServer::new(move || {
@@ -193,6 +196,22 @@ async fn requeue_stranded(backends: Backends, grace: Duration) {
         tokio::time::sleep(every).await;
         if let Err(error) = ingest::requeue_stranded(&backends, grace).await {
             tracing::warn!("could not queue stranded photos (tried again in {every:?}): {error:#}");
+        }
+    }
+}
+
+/// How often the web role clears expired account records out of a store that keeps them
+/// (`AccountStore::drop_expired`): login attempts and sessions outlive their use by at most
+/// this, so the store holds about an hour's worth of them beyond the live ones.
+const DROP_EXPIRED_EVERY: Duration = Duration::from_secs(3600);
+
+async fn drop_expired_accounts(store: Arc<dyn AccountStore>) {
+    loop {
+        tokio::time::sleep(DROP_EXPIRED_EVERY).await;
+        match store.drop_expired().await {
+            Ok(0) => {}
+            Ok(dropped) => tracing::info!(dropped, "expired account records dropped"),
+            Err(error) => tracing::warn!("could not drop expired account records: {error:#}"),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! `AccountStore` in an embedded ACID store (redb), for `gallery serve` without Redis: one
 //! table per kind of record in `DATA_DIR/accounts.redb`. Each value is the time it expires
-//! (Unix ms, 0 for never) followed by the record; expired records read as absent and are
-//! dropped when the file is opened.
+//! (Unix ms, 0 for never) followed by the record; expired records read as absent, and are
+//! dropped when the file is opened and then every hour by the web role (`drop_expired`), so
+//! a long-running `serve` does not keep every login attempt and session it ever saw.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -59,14 +60,25 @@ impl EmbeddedAccounts {
             other => anyhow::Error::new(other)
                 .context(format!("cannot open the accounts store {}", path.display())),
         })?;
-        let write = db.begin_write()?;
-        for table in Table::ALL {
-            let mut table = write.open_table(definition(table))?;
-            table.retain(|_, sealed| open(sealed).is_some())?;
-        }
-        write.commit()?;
+        drop_expired(&db)?;
         Ok(EmbeddedAccounts { db: Arc::new(db) })
     }
+}
+
+/// Removes every expired record of every table, in one transaction; answers how many.
+fn drop_expired(db: &Database) -> anyhow::Result<u64> {
+    let write = db.begin_write()?;
+    let mut dropped = 0;
+    for table in Table::ALL {
+        let mut table = write.open_table(definition(table))?;
+        table.retain(|_, sealed| {
+            let live = open(sealed).is_some();
+            dropped += u64::from(!live);
+            live
+        })?;
+    }
+    write.commit()?;
+    Ok(dropped)
 }
 
 #[async_trait]
@@ -184,6 +196,10 @@ impl AccountStore for EmbeddedAccounts {
         .await
     }
 
+    async fn drop_expired(&self) -> anyhow::Result<u64> {
+        blocking(&self.db, drop_expired).await
+    }
+
     async fn counter(&self, table: Table, key: &str) -> anyhow::Result<Option<(u64, Duration)>> {
         let key = key.to_owned();
         blocking(&self.db, move |db| {
@@ -199,5 +215,51 @@ impl AccountStore for EmbeddedAccounts {
             }))
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use redb::ReadableTableMetadata;
+
+    use super::*;
+
+    /// Records stored in `table`, expired or not.
+    fn stored(store: &EmbeddedAccounts, table: Table) -> anyhow::Result<u64> {
+        Ok(store
+            .db
+            .begin_read()?
+            .open_table(definition(table))?
+            .len()?)
+    }
+
+    #[tokio::test]
+    async fn expired_records_are_dropped_and_live_ones_kept() -> anyhow::Result<()> {
+        let dir = std::env::temp_dir().join(format!(
+            "gallery-accounts-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let store = EmbeddedAccounts::open_in(&dir)?;
+        let brief = Some(Duration::from_millis(1));
+        store.put(Table::Attempts, "put", b"1", brief).await?;
+        store
+            .count(Table::Attempts, "counted", Duration::from_millis(1))
+            .await?;
+        let hour = Some(Duration::from_secs(3600));
+        store.put(Table::Sessions, "lasting", b"2", hour).await?;
+        store.put(Table::Users, "forever", b"3", None).await?;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(stored(&store, Table::Attempts)?, 2, "expired, still stored");
+
+        assert_eq!(store.drop_expired().await?, 2);
+        assert_eq!(stored(&store, Table::Attempts)?, 0);
+        assert_eq!(store.drop_expired().await?, 0, "nothing left to drop");
+        let lasting = store.get(Table::Sessions, "lasting").await?;
+        assert_eq!(lasting.as_deref(), Some(&b"2"[..]));
+        let forever = store.get(Table::Users, "forever").await?;
+        assert_eq!(forever.as_deref(), Some(&b"3"[..]));
+        drop(store);
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
     }
 }
