@@ -27,7 +27,7 @@ fn main() -> ExitCode {
         Command::Bench(_) | Command::Worker(_) | Command::Serve(_)
     ) {
         // Before any thread exists: these roles run the engine.
-        gallery::resize::keep_large_buffers();
+        gallery::resize::tune_allocator();
     }
     if let Command::Bench(args) = &cli.command {
         let options = gallery::bench::Options {

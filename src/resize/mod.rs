@@ -137,7 +137,7 @@ mod tests;
 
 use std::time::{Duration, Instant};
 
-pub use allocator::keep_large_buffers;
+pub use allocator::tune_allocator;
 pub use probe::{head_complete, probe};
 
 use frame::{Frame, Pixels, Transform};

@@ -27,6 +27,10 @@ taken minutes apart mean little; every line carries the load average when it was
   repeated as many times: seconds / photos).
 * memory: VmHWM of the worker (the `serve` process; `gallery worker`) after a drain of only the
   50 MP photos at `--concurrency`.
+* bursts (serve): `--bursts` uploads of every photo of the sets, each burst's jobs waited for
+  and then `--pause` seconds of rest, longer than tokio's blocking-pool keep-alive (10 s), so
+  the threads that ran the engine end and new ones take the next burst: VmRSS after each burst's
+  rest, and VmHWM at the end. A process whose memory is not bounded grows burst after burst.
 
 Every figure is one line `pipeline MODE FIGURE: …`, in a fixed order. The services run uses
 its own bucket, Redis prefix and queue names (`gallery-bench…`), emptied before and after.
@@ -106,12 +110,17 @@ def store_cpu():
     return seconds
 
 
-def peak_rss_mib(pid):
+def rss_mib(pid, field="VmRSS"):
+    """A process's resident memory now (`VmRSS`) or at its peak (`VmHWM`), in MiB."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def peak_rss_mib(pid):
+    return rss_mib(pid, "VmHWM")
 
 
 def photos_in(directory):
@@ -524,7 +533,28 @@ def run_serve(args, work, backlog, big, bench, engine_cpu, engine_ms):
                 f"(load {load()})")
         finally:
             gallery.stop()
+    if args.bursts:
+        shutil.rmtree(data, ignore_errors=True)
+        bursts(args, env, tuning, sorted(set(backlog)))
     shutil.rmtree(data, ignore_errors=True)
+
+
+def bursts(args, env, tuning, files):
+    gallery = Gallery(args.bin, "serve", env, tuning)
+    try:
+        gallery.wait_ready()
+        token = api_token(gallery.port)
+        after = []
+        for burst in range(args.bursts):
+            upload_all(gallery.port, token, files)
+            gallery.wait_done(len(files) * (burst + 1))
+            time.sleep(args.pause)
+            after.append(rss_mib(gallery.process.pid))
+        say(f"pipeline serve bursts: RSS after each of {args.bursts} bursts of {len(files)} "
+            f"photos, {args.pause:.0f} s apart: {', '.join(f'{mib:.0f}' for mib in after)} MiB; "
+            f"peak {peak_rss_mib(gallery.process.pid):.0f} MiB (load {load()})")
+    finally:
+        gallery.stop()
 
 
 def clean_services():
@@ -624,6 +654,10 @@ def main():
                         help="default: the first *_12mp.jpg of the camera set")
     parser.add_argument("--uploads", type=int, default=20)
     parser.add_argument("--no-memory", action="store_true", help="skip the 50 MP drain")
+    parser.add_argument("--bursts", type=int, default=5,
+                        help="serve: bursts of uploads to watch memory over; 0 skips them")
+    parser.add_argument("--pause", type=float, default=12.0,
+                        help="seconds between bursts")
     parser.add_argument("--s3", choices=["garage", "s3s"], default="garage",
                         help="the services run's S3 server")
     args = parser.parse_args()
