@@ -127,6 +127,11 @@ impl ObjectStore for Bounded<dyn ObjectStore> {
         // The size is not known before: allowed as much as the largest upload by default.
         self.transfer(LARGEST_READ, self.inner.get(key)).await
     }
+    async fn get_sized(&self, key: &str, length: u64) -> anyhow::Result<Option<Bytes>> {
+        // At least what `get` is allowed: a length that turns out wrong ends in a whole read.
+        self.transfer(length.max(LARGEST_READ), self.inner.get_sized(key, length))
+            .await
+    }
     async fn stream(&self, key: &str) -> anyhow::Result<Option<ObjectStream>> {
         self.call(self.inner.stream(key)).await
     }

@@ -43,6 +43,10 @@ pub struct Job {
     /// it failed) gets its full share of attempts again.
     #[serde(default)]
     pub baseline: u32,
+    /// The original's length in bytes, from the photo's record, so the worker can read it in
+    /// parts at once (`ObjectStore::get_sized`). Jobs from before it read it whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_bytes: Option<u64>,
 }
 
 impl Job {
@@ -56,6 +60,7 @@ impl Job {
             attempt: 1,
             lane: photo.lane,
             baseline: photo.deliveries,
+            original_bytes: Some(photo.bytes).filter(|&bytes| bytes > 0),
         }
     }
 
@@ -64,5 +69,26 @@ impl Job {
             attempt: self.attempt + 1,
             ..self.clone()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_from_before_the_original_length_reads_it_whole() {
+        let id = PhotoId::new();
+        let older =
+            format!(r#"{{"photo_id":"{id}","ops":[],"attempt":2,"lane":"bulk","baseline":1}}"#);
+        let job: Job = serde_json::from_str(&older).expect("an older job parses");
+        assert_eq!(job.original_bytes, None);
+        assert_eq!((job.attempt, job.lane, job.baseline), (2, Lane::Bulk, 1));
+        let sized = Job {
+            original_bytes: Some(3_693_928),
+            ..job
+        };
+        let json = serde_json::to_string(&sized).expect("json");
+        assert_eq!(serde_json::from_str::<Job>(&json).expect("parses"), sized);
     }
 }

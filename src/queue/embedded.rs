@@ -587,6 +587,7 @@ mod tests {
             attempt: 1,
             lane: Lane::Upload,
             baseline: 0,
+            original_bytes: None,
         };
         queue.publish(&job).await?;
         let mut jobs = queue.consume(1).await?;

@@ -45,6 +45,13 @@ pub trait ObjectStore: Send + Sync {
     }
     /// Reads a whole object; `None` when it does not exist.
     async fn get(&self, key: &str) -> anyhow::Result<Option<Bytes>>;
+    /// `get` for an object whose length is known beforehand (an original: its job says it),
+    /// which lets a store read a large one in parts side by side (`S3Store` does). A length
+    /// that turns out wrong costs time, not the read: the object is then read as `get` does.
+    async fn get_sized(&self, key: &str, length: u64) -> anyhow::Result<Option<Bytes>> {
+        let _ = length;
+        self.get(key).await
+    }
     /// Streams an object; `None` when it does not exist.
     async fn stream(&self, key: &str) -> anyhow::Result<Option<ObjectStream>>;
     /// Removes an object; removing a missing one is not an error.

@@ -153,7 +153,10 @@ async fn run(context: &Context, job: &Job, counted: &mut bool) -> Result<Outcome
     let original_key = Photo::original_key(&job.photo_id);
     let fetch = async {
         let fetching = Instant::now();
-        let original = backends.storage.get(&original_key).await;
+        let original = match job.original_bytes {
+            Some(length) => backends.storage.get_sized(&original_key, length).await,
+            None => backends.storage.get(&original_key).await,
+        };
         (original, fetching.elapsed())
     };
     let (started, (original, fetch_time)) = tokio::join!(start(context, job, counted), fetch);

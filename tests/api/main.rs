@@ -30,4 +30,5 @@ mod redis_failover;
 mod resilience;
 mod s3_restart;
 mod serve;
+mod storage;
 mod upload;
