@@ -2,6 +2,9 @@
 //! its job — in that order, so a worker never sees a job without metadata. A failure at any
 //! step undoes the earlier ones: a photo is either fully accepted or leaves nothing behind.
 //!
+//! Storing, recording and queueing are each timed into the process's metrics (`UploadStage`;
+//! the route times the receiving), as the worker times a job's stages.
+//!
 //! A process killed between recording and queueing leaves a photo `queued` with no job; the
 //! index marks every photo until its job is confirmed, and `requeue_stranded` queues what a
 //! mark outlived by a grace period.
@@ -15,13 +18,14 @@
 
 use std::io::Read;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
 use crate::backends::Backends;
 use crate::domain::{ContentHash, Job, Lane, Notify, Op, Owner, Photo, PhotoId, Status};
 use crate::error_code::ErrorCode;
+use crate::metrics::UploadStage;
 use crate::resize::{self, ProbeError};
 
 /// What uploads may be: set by the operator, checked before anything is stored.
@@ -230,7 +234,9 @@ pub async fn accept(
         notify: request.notify.clone(),
         owner: request.owner.clone(),
     };
+    let metrics = &backends.metrics;
     let original_key = Photo::original_key(&id);
+    let storing = Instant::now();
     if let Err(error) = backends
         .storage
         .put_file(&original_key, file.path, &photo.content_type)
@@ -240,6 +246,8 @@ pub async fn accept(
         let _ = backends.storage.delete(&original_key).await;
         return Err(IngestError::unavailable("storing the original")(error));
     }
+    metrics.upload_stage(UploadStage::Store, storing.elapsed());
+    let recording = Instant::now();
     if let Err(error) = backends.index.insert(&photo).await {
         // A failed insert may still have landed (written, but not confirmed by the replicas
         // in time); make sure it did not. Not awaited: the undo needs the store that just
@@ -249,6 +257,7 @@ pub async fn accept(
         tokio::spawn(async move { undo(&backends, &photo).await });
         return Err(IngestError::unavailable("recording the photo")(error));
     }
+    metrics.upload_stage(UploadStage::Record, recording.elapsed());
     #[cfg(feature = "test-hooks")]
     if std::env::var_os("GALLERY_TEST_ABORT_BEFORE_QUEUE").is_some() {
         // Stands for a kill -9 between recording and queueing (`requeue_stranded` heals it).
@@ -258,6 +267,7 @@ pub async fn accept(
     // before a worker can say `photo.processing` and pages see them in order. The two wait for
     // their confirms together: a broker that does not answer costs one deadline, not two.
     let job = Job::of(&photo);
+    let queueing = Instant::now();
     let (_, published) = tokio::join!(backends.announce(&photo), backends.queue.publish(&job));
     if let Err(error) = published {
         undo(backends, &photo).await;
@@ -267,6 +277,7 @@ pub async fn accept(
         tokio::spawn(async move { backends.announce_deleted(&gone).await });
         return Err(IngestError::unavailable("queueing the photo")(error));
     }
+    metrics.upload_stage(UploadStage::Queue, queueing.elapsed());
     // The job is queued, so the photo is accepted: the mark is cleared after the answer (one
     // store write, a disk sync under `serve`, less before it). A mark that outlives a crash
     // or a failure only has the sweep queue the job once more, which a worker skips.

@@ -55,15 +55,6 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 6] = [
-        Stage::Fetch,
-        Stage::Decode,
-        Stage::Resize,
-        Stage::Encode,
-        Stage::Store,
-        Stage::Record,
-    ];
-
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::Fetch => "fetch",
@@ -72,6 +63,32 @@ impl Stage {
             Stage::Encode => "encode",
             Stage::Store => "store",
             Stage::Record => "record",
+        }
+    }
+}
+
+/// One step of accepting an uploaded file that passed its checks, timed on its own
+/// (`gallery_upload_stage_duration_seconds{stage}`): with the job's stages, where the time
+/// from upload to done goes outside the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadStage {
+    /// The file's bytes, from its first to its last, into the spool (paced by the client).
+    Receive,
+    /// The original to storage.
+    Store,
+    /// The photo's record into the index.
+    Record,
+    /// The job onto the queue, confirmed (with the `photo.queued` event).
+    Queue,
+}
+
+impl UploadStage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UploadStage::Receive => "receive",
+            UploadStage::Store => "store",
+            UploadStage::Record => "record",
+            UploadStage::Queue => "queue",
         }
     }
 }
@@ -151,6 +168,7 @@ struct Families {
     image_cache_bytes: IntGauge,
     uploads_accepted: IntCounter,
     uploads_refused: IntCounterVec,
+    upload_stage: HistogramVec,
     jobs_started: IntCounter,
     jobs_done: IntCounter,
     jobs_failed: IntCounterVec,
@@ -240,6 +258,18 @@ impl Metrics {
                         "Uploaded files (or whole upload requests) refused, by error code.",
                     ),
                     &["code"],
+                ),
+            ),
+            upload_stage: register(
+                &registry,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "gallery_upload_stage_duration_seconds",
+                        "Time each step of accepting an uploaded file took: receive, store, \
+                         record, queue.",
+                    )
+                    .buckets(STAGE_BUCKETS.to_vec()),
+                    &["stage"],
                 ),
             ),
             jobs_started: register(
@@ -364,6 +394,13 @@ impl Metrics {
         self.0.uploads_accepted.inc();
     }
 
+    pub fn upload_stage(&self, stage: UploadStage, took: Duration) {
+        self.0
+            .upload_stage
+            .with_label_values(&[stage.as_str()])
+            .observe(took.as_secs_f64());
+    }
+
     pub fn upload_refused(&self, code: ErrorCode) {
         self.0
             .uploads_refused
@@ -440,7 +477,7 @@ impl Metrics {
     /// yet (for checking dashboards against).
     pub fn names(&self) -> Vec<String> {
         let f = &*self.0;
-        let collectors: [&dyn Collector; 16] = [
+        let collectors: [&dyn Collector; 17] = [
             &f.build_info,
             &f.http_requests,
             &f.http_duration,
@@ -448,6 +485,7 @@ impl Metrics {
             &f.image_cache_bytes,
             &f.uploads_accepted,
             &f.uploads_refused,
+            &f.upload_stage,
             &f.jobs_started,
             &f.jobs_done,
             &f.jobs_failed,
@@ -494,6 +532,7 @@ mod tests {
             "gallery_image_cache_bytes",
             "gallery_uploads_accepted_total",
             "gallery_uploads_refused_total",
+            "gallery_upload_stage_duration_seconds",
             "gallery_jobs_started_total",
             "gallery_jobs_done_total",
             "gallery_jobs_failed_total",

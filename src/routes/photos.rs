@@ -2,6 +2,8 @@
 //! SHA-256), show one, delete — for logged-in people. Everyone sees every photo (a family
 //! gallery); a photo is deleted by the person who uploaded it or by an admin.
 
+use std::time::Instant;
+
 use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use serde::Deserialize;
@@ -16,6 +18,7 @@ use crate::cache::Page;
 use crate::domain::{ContentHash, FileName, Op};
 use crate::error_code::ErrorCode;
 use crate::ingest::{self, IngestError};
+use crate::metrics::UploadStage;
 
 /// A file part as received: checked from its bytes and waiting on disk, or refused.
 struct Part {
@@ -69,9 +72,18 @@ async fn receive(
                         .unwrap_or(FileName::UNNAMED),
                 )
                 .into_string();
+                let receiving = Instant::now();
                 let content = match reader.file(&mut field, &state.spool).await? {
                     // Checked from its header now, so a bad file is not kept even on disk.
-                    Ok(spooled) => spooled.check(limits).await,
+                    Ok(spooled) => {
+                        let received = receiving.elapsed();
+                        let checked = spooled.check(limits).await;
+                        if checked.is_ok() {
+                            let metrics = &state.backends.metrics;
+                            metrics.upload_stage(UploadStage::Receive, received);
+                        }
+                        checked
+                    }
                     Err(error) => Err(error),
                 };
                 parts.push(Part { filename, content });

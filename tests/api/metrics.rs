@@ -204,6 +204,23 @@ async fn an_upload_and_its_job_move_every_count_by_exactly_what_they_did(set: Ba
     };
 
     assert_eq!(delta("gallery_uploads_accepted_total", &[]), 1.0);
+    // Each step of accepting the one file is timed once; the refused file reached none.
+    for stage in ["receive", "store", "record", "queue"] {
+        let stage = [("stage", stage)];
+        assert_eq!(
+            delta("gallery_upload_stage_duration_seconds_count", &stage),
+            1.0,
+            "{stage:?}"
+        );
+        assert!(
+            delta("gallery_upload_stage_duration_seconds_sum", &stage) > 0.0,
+            "{stage:?} took no time"
+        );
+    }
+    assert_eq!(
+        delta("gallery_upload_stage_duration_seconds_count", &[]),
+        4.0
+    );
     // The web role reads the queue's depth per lane at each scrape; nothing waits now.
     let text = reqwest::get(&url)
         .await

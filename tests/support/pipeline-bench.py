@@ -24,7 +24,10 @@ taken minutes apart mean little; every line carries the load average when it was
 * latency: on the idle gallery, `--uploads` uploads of one 12 MP photo one after the other, each
   timed from the upload's first byte to the `photo.done` event on /api/events; p50 and p90,
   against the engine's own time for that photo (`gallery bench --threads 1` over the photo
-  repeated as many times: seconds / photos).
+  repeated as many times: seconds / photos). From /metrics, where the time outside the engine
+  went: the upload's steps (receive, store, record, queue) and the job's (fetch, store,
+  record), and the floor no pipeline around that store can go under, the original's two trips
+  through it (stored by the upload, fetched by the job).
 * memory: VmHWM of the worker (the `serve` process; `gallery worker`) after a drain of only the
   50 MP photos at `--concurrency`.
 * bursts (serve): `--bursts` uploads of every photo of the sets, each burst's jobs waited for
@@ -258,12 +261,15 @@ class Gallery:
                 self.process.wait()
 
 
-def stage_seconds(gallery):
-    """The time its jobs spent in each stage (fetch, decode, ..., record), from its /metrics."""
+def stage_seconds(gallery, family="job"):
+    """The time spent in each stage, from its /metrics: of its jobs (fetch, decode, ...,
+    record), or with `family="upload"` of the files it accepted (receive, store, record,
+    queue)."""
     _, _, body = request(gallery.metrics_port, "GET", "/metrics")
     stages = {}
+    pattern = rf'gallery_{family}_stage_duration_seconds_sum\{{.*stage="(\w+)".*\}} (\S+)'
     for line in body.decode().splitlines():
-        match = re.match(r'gallery_job_stage_duration_seconds_sum\{.*stage="(\w+)".*\} (\S+)', line)
+        match = re.match(pattern, line)
         if match:
             stages[match.group(1)] = float(match.group(2))
     return stages
@@ -275,12 +281,35 @@ def engine_seconds(gallery):
     return sum(stages.get(stage, 0.0) for stage in ("decode", "resize", "encode"))
 
 
-def stages_per_job(before, after, jobs):
-    """`fetch 3.1 ms, store 2.0 ms, ...`: the stages outside the engine, per job."""
-    return ", ".join(
-        f"{stage} {1000 * (after.get(stage, 0.0) - before.get(stage, 0.0)) / jobs:.1f} ms"
-        for stage in ("fetch", "store", "record")
-    )
+def stage_ms(before, after, count, stage):
+    """The mean time of `stage` between two `stage_seconds`, over `count` jobs or files."""
+    return 1000 * (after.get(stage, 0.0) - before.get(stage, 0.0)) / count
+
+
+def stages_per_job(before, after, jobs, stages=("fetch", "store", "record")):
+    """`fetch 3.1 ms, store 2.0 ms, ...`: by default the stages outside the engine, per job."""
+    return ", ".join(f"{stage} {stage_ms(before, after, jobs, stage):.1f} ms" for stage in stages)
+
+
+class Stages:
+    """The stage times of the jobs (`worker`) and of the uploads (`web`) over a stretch of the
+    run: `Stages(web, worker)`, then `.end()` when it is over."""
+
+    def __init__(self, web, worker):
+        self.web, self.worker = web, worker
+        self.jobs, self.uploads = stage_seconds(worker), stage_seconds(web, "upload")
+
+    def end(self, count):
+        """`(engine ms, job stages, upload stages, the original's two trips in ms)` per photo
+        of the `count` uploaded and processed since."""
+        jobs, uploads = stage_seconds(self.worker), stage_seconds(self.web, "upload")
+        engine = sum(stage_ms(self.jobs, jobs, count, stage)
+                     for stage in ("decode", "resize", "encode"))
+        trips = (stage_ms(self.uploads, uploads, count, "store"),
+                 stage_ms(self.jobs, jobs, count, "fetch"))
+        upload = stages_per_job(self.uploads, uploads, count,
+                                ("receive", "store", "record", "queue"))
+        return engine, stages_per_job(self.jobs, jobs, count), upload, trips
 
 
 def request(port, method, path, body=None, headers=None, timeout=120):
@@ -466,7 +495,9 @@ def report(mode, count, seconds, cpu, bench, engine_cpu, load_at, busy, slots):
         f"the engine's {engine_cpu:.1f} ms/photo (load {load_at})")
 
 
-def report_latency(mode, times, requests, stages, engine_ms, in_job_ms, name, load_at):
+def report_latency(mode, times, requests, stages, engine_ms, name, load_at):
+    """`stages`: what `Stages.end` answered for those uploads."""
+    in_job_ms, job_stages, upload_stages, (store_ms, fetch_ms) = stages
     p50 = statistics.median(times)
     p90 = sorted(times)[int(0.9 * (len(times) - 1))]
     say(f"pipeline {mode} latency: upload->done p50 {p50:.1f} ms, p90 {p90:.1f} ms over "
@@ -476,7 +507,12 @@ def report_latency(mode, times, requests, stages, engine_ms, in_job_ms, name, lo
     # adds, with the machine's load on both sides of the subtraction.
     say(f"pipeline {mode} latency overhead: p50 - the engine's {in_job_ms:.1f} ms in those "
         f"jobs = {p50 - in_job_ms:+.1f} ms, of which the upload request p50 "
-        f"{statistics.median(requests):.1f} ms; per job {stages} (load {load_at})")
+        f"{statistics.median(requests):.1f} ms ({upload_stages}); per job {job_stages} "
+        f"(load {load_at})")
+    # What no pipeline around this store can save: the original goes in once and out once.
+    say(f"pipeline {mode} latency floor: the original's two trips through storage, in "
+        f"{store_ms:.1f} ms and out {fetch_ms:.1f} ms = {store_ms + fetch_ms:.1f} ms per photo "
+        f"(load {load_at})")
 
 
 def run_serve(args, work, backlog, big, bench, engine_cpu, engine_ms):
@@ -514,11 +550,9 @@ def run_serve(args, work, backlog, big, bench, engine_cpu, engine_ms):
                args.concurrency)
         gallery.wait_ready()
         token = api_token(gallery.port)
-        before, stages_before = engine_seconds(gallery), stage_seconds(gallery)
+        stages = Stages(gallery, gallery)
         times, requests, _ = latency(gallery.port, token, args.latency_photo, args.uploads)
-        in_job_ms = 1000 * (engine_seconds(gallery) - before) / args.uploads
-        stages = stages_per_job(stages_before, stage_seconds(gallery), args.uploads)
-        report_latency("serve", times, requests, stages, engine_ms, in_job_ms,
+        report_latency("serve", times, requests, stages.end(args.uploads), engine_ms,
                        os.path.basename(args.latency_photo), load())
     finally:
         gallery.stop()
@@ -614,12 +648,10 @@ def run_services(args, backlog, big, bench, engine_cpu, engine_ms):
         say("pipeline services stores cpu: " + ", ".join(
             f"{store} {1000 * (stores[store] - stores_before[store]) / len(backlog):.1f} ms/photo"
             for store in stores) + f" (load {load()})")
-        before, stages_before = engine_seconds(worker), stage_seconds(worker)
+        stages = Stages(web, worker)
         times, requests, more = latency(web.port, token, args.latency_photo, args.uploads)
-        in_job_ms = 1000 * (engine_seconds(worker) - before) / args.uploads
-        stages = stages_per_job(stages_before, stage_seconds(worker), args.uploads)
         ids += more
-        report_latency("services", times, requests, stages, engine_ms, in_job_ms,
+        report_latency("services", times, requests, stages.end(args.uploads), engine_ms,
                        os.path.basename(args.latency_photo), load())
         worker.stop()
         delete_all(web.port, token, ids)
