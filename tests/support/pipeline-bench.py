@@ -28,6 +28,9 @@ taken minutes apart mean little; every line carries the load average when it was
   went: the upload's steps (receive, store, record, queue) and the job's (fetch, store,
   record), and the floor no pipeline around that store can go under, the original's two trips
   through it (stored by the upload, fetched by the job).
+* ceiling: the drain rate the cores would allow if none ever idled, each photo costing the CPU
+  it cost in the drain (the gallery's, and on the services the stores', which share the cores):
+  how much of the gap to bench is waiting, and how much is work.
 * memory: VmHWM of the worker (the `serve` process; `gallery worker`) after a drain of only the
   50 MP photos at `--concurrency`.
 * bursts (serve): `--bursts` uploads of every photo of the sets, each burst's jobs waited for
@@ -493,6 +496,17 @@ def report(mode, count, seconds, cpu, bench, engine_cpu, load_at, busy, slots):
     per_photo = 1000 * cpu / count
     say(f"pipeline {mode} cpu: {per_photo:.1f} ms/photo = {per_photo / engine_cpu:.2f}x "
         f"the engine's {engine_cpu:.1f} ms/photo (load {load_at})")
+    return per_photo
+
+
+def report_ceiling(mode, count, seconds, gallery_ms, stores_ms, load_at):
+    """The fastest drain the cores allow when the gallery and its stores share them: every
+    core busy all the time, each photo costing what it cost in this drain."""
+    cores = len(os.sched_getaffinity(0))
+    ceiling = 1000 * cores / (gallery_ms + stores_ms)
+    say(f"pipeline {mode} ceiling: {cores} cores / ({gallery_ms:.1f} ms gallery + "
+        f"{stores_ms:.1f} ms stores) CPU per photo = {ceiling:.2f} photos/s; the drain reached "
+        f"{100 * count / seconds / ceiling:.0f} % of it (load {load_at})")
 
 
 def report_latency(mode, times, requests, stages, engine_ms, name, load_at):
@@ -546,8 +560,9 @@ def run_serve(args, work, backlog, big, bench, engine_cpu, engine_ms):
     gallery = Gallery(args.bin, "serve", env, tuning, drain_with=[])
     try:
         seconds, cpu = drain(gallery, len(backlog), [gallery])
-        report("serve", len(backlog), seconds, cpu, bench, engine_cpu, load(), gallery.busy,
-               args.concurrency)
+        per_photo = report("serve", len(backlog), seconds, cpu, bench, engine_cpu, load(),
+                           gallery.busy, args.concurrency)
+        report_ceiling("serve", len(backlog), seconds, per_photo, 0.0, load())
         gallery.wait_ready()
         token = api_token(gallery.port)
         stages = Stages(gallery, gallery)
@@ -642,12 +657,16 @@ def run_services(args, backlog, big, bench, engine_cpu, engine_ms):
         workers.append(worker)
         seconds, cpu = drain(worker, len(backlog), [worker, web])
         stores = store_cpu()
-        report("services", len(backlog), seconds, cpu, bench, engine_cpu, load(), worker.busy,
-               args.concurrency)
+        per_photo = report("services", len(backlog), seconds, cpu, bench, engine_cpu, load(),
+                           worker.busy, args.concurrency)
         # The stores share the 2 cores with the engine: what each cost per photo of the drain.
+        stores_ms = {store: 1000 * (stores[store] - stores_before[store]) / len(backlog)
+                     for store in stores}
         say("pipeline services stores cpu: " + ", ".join(
-            f"{store} {1000 * (stores[store] - stores_before[store]) / len(backlog):.1f} ms/photo"
-            for store in stores) + f" (load {load()})")
+            f"{store} {ms:.1f} ms/photo" for store, ms in stores_ms.items())
+            + f" (load {load()})")
+        report_ceiling("services", len(backlog), seconds, per_photo, sum(stores_ms.values()),
+                       load())
         stages = Stages(web, worker)
         times, requests, more = latency(web.port, token, args.latency_photo, args.uploads)
         ids += more
