@@ -135,26 +135,30 @@ fn assert_one_job(before: &Scrape, after: &Scrape) {
         delta("gallery_job_duration_seconds_bucket", &[("le", "+Inf")]),
         1.0
     );
-    for stage in STAGES {
-        let stage = [("stage", stage)];
+    assert_timed_once_each(before, after, "gallery_job_stage_duration_seconds", &STAGES);
+}
+
+/// That the histogram `family` (by `stage`) timed each of `stages` exactly once between the
+/// two scrapes, and nothing else.
+fn assert_timed_once_each(before: &Scrape, after: &Scrape, family: &str, stages: &[&str]) {
+    let delta = |suffix: &str, labels: &[(&str, &str)]| {
+        let name = format!("{family}_{suffix}");
+        after.value(&name, labels) - before.value(&name, labels)
+    };
+    for stage in stages {
+        let stage = [("stage", *stage)];
+        assert_eq!(delta("count", &stage), 1.0, "{family} {stage:?}");
         assert_eq!(
-            delta("gallery_job_stage_duration_seconds_count", &stage),
+            delta("bucket", &[stage[0], ("le", "+Inf")]),
             1.0,
-            "{stage:?}"
-        );
-        assert_eq!(
-            delta(
-                "gallery_job_stage_duration_seconds_bucket",
-                &[stage[0], ("le", "+Inf")]
-            ),
-            1.0,
-            "{stage:?}"
+            "{family} {stage:?}"
         );
         assert!(
-            delta("gallery_job_stage_duration_seconds_sum", &stage) > 0.0,
-            "{stage:?} took no time"
+            delta("sum", &stage) > 0.0,
+            "{family} {stage:?} took no time"
         );
     }
+    assert_eq!(delta("count", &[]), stages.len() as f64, "{family}");
 }
 
 /// Scrapes `url` until its jobs-done counter reaches `done` (the worker counts a job right
@@ -205,21 +209,11 @@ async fn an_upload_and_its_job_move_every_count_by_exactly_what_they_did(set: Ba
 
     assert_eq!(delta("gallery_uploads_accepted_total", &[]), 1.0);
     // Each step of accepting the one file is timed once; the refused file reached none.
-    for stage in ["receive", "store", "record", "queue"] {
-        let stage = [("stage", stage)];
-        assert_eq!(
-            delta("gallery_upload_stage_duration_seconds_count", &stage),
-            1.0,
-            "{stage:?}"
-        );
-        assert!(
-            delta("gallery_upload_stage_duration_seconds_sum", &stage) > 0.0,
-            "{stage:?} took no time"
-        );
-    }
-    assert_eq!(
-        delta("gallery_upload_stage_duration_seconds_count", &[]),
-        4.0
+    assert_timed_once_each(
+        &before,
+        &after,
+        "gallery_upload_stage_duration_seconds",
+        &["receive", "store", "record", "queue"],
     );
     // The web role reads the queue's depth per lane at each scrape; nothing waits now.
     let text = reqwest::get(&url)
