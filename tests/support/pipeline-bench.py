@@ -289,9 +289,10 @@ def stage_ms(before, after, count, stage):
     return 1000 * (after.get(stage, 0.0) - before.get(stage, 0.0)) / count
 
 
-def stages_per_job(before, after, jobs, stages=("fetch", "store", "record")):
-    """`fetch 3.1 ms, store 2.0 ms, ...`: by default the stages outside the engine, per job."""
-    return ", ".join(f"{stage} {stage_ms(before, after, jobs, stage):.1f} ms" for stage in stages)
+def stage_list(before, after, count, stages=("fetch", "store", "record")):
+    """`fetch 3.1 ms, store 2.0 ms, ...`: each stage's mean over `count` jobs or files (by
+    default the job's stages outside the engine)."""
+    return ", ".join(f"{stage} {stage_ms(before, after, count, stage):.1f} ms" for stage in stages)
 
 
 class Stages:
@@ -310,9 +311,9 @@ class Stages:
                      for stage in ("decode", "resize", "encode"))
         trips = (stage_ms(self.uploads, uploads, count, "store"),
                  stage_ms(self.jobs, jobs, count, "fetch"))
-        upload = stages_per_job(self.uploads, uploads, count,
-                                ("receive", "store", "record", "queue"))
-        return engine, stages_per_job(self.jobs, jobs, count), upload, trips
+        upload = stage_list(self.uploads, uploads, count,
+                            ("receive", "store", "record", "queue"))
+        return engine, stage_list(self.jobs, jobs, count), upload, trips
 
 
 def request(port, method, path, body=None, headers=None, timeout=120):
