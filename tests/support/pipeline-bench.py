@@ -278,10 +278,14 @@ def stage_seconds(gallery, family="job"):
     return stages
 
 
+# The job's stages that are the engine's work.
+ENGINE_STAGES = ("decode", "resize", "encode")
+
+
 def engine_seconds(gallery):
-    """The time its jobs spent in the engine (decode, resize, encode)."""
+    """The time its jobs spent in the engine."""
     stages = stage_seconds(gallery)
-    return sum(stages.get(stage, 0.0) for stage in ("decode", "resize", "encode"))
+    return sum(stages.get(stage, 0.0) for stage in ENGINE_STAGES)
 
 
 def stage_ms(before, after, count, stage):
@@ -307,8 +311,7 @@ class Stages:
         """`(engine ms, job stages, upload stages, the original's two trips in ms)` per photo
         of the `count` uploaded and processed since."""
         jobs, uploads = stage_seconds(self.worker), stage_seconds(self.web, "upload")
-        engine = sum(stage_ms(self.jobs, jobs, count, stage)
-                     for stage in ("decode", "resize", "encode"))
+        engine = sum(stage_ms(self.jobs, jobs, count, stage) for stage in ENGINE_STAGES)
         trips = (stage_ms(self.uploads, uploads, count, "store"),
                  stage_ms(self.jobs, jobs, count, "fetch"))
         upload = stage_list(self.uploads, uploads, count,
